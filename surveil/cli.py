@@ -1,0 +1,173 @@
+"""The ``surveil`` command: edge encoding, station decoding and the offline pipelines."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from surveil.errors import SurveilError
+
+logger = logging.getLogger("surveil")
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="configuration file (default: config.yaml)")
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from surveil.config import load_config
+    from surveil.encode import run_encode
+
+    config = load_config(args.config)
+    if not args.publish and not args.record:
+        raise SurveilError("nothing to do: give --publish ADDR and/or --record FILE")
+    result = run_encode(
+        config,
+        args.input or config.input,
+        publish=args.publish,
+        record=args.record,
+        max_frames=args.max_frames,
+        realtime=args.realtime,
+        wait_subscriber_s=args.wait_subscriber,
+    )
+    print(result.summary())
+    return 0
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from surveil.config import load_config
+    from surveil.station.run import run_decode
+
+    config = load_config(args.config)
+    result = run_decode(
+        config,
+        args.input,
+        output=args.output,
+        events=args.events,
+        max_frames=args.max_frames,
+        topics=args.topics,
+        idle_timeout_s=args.idle_timeout,
+    )
+    print(result.summary())
+    if result.problems:
+        print("error: " + "; ".join(result.problems), file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_build_dataset(args: argparse.Namespace) -> int:
+    from surveil.config import load_config
+    from surveil.pipelines.dataset import build_dataset
+
+    for index in build_dataset(args.codec_class, load_config(args.config)):
+        print(f"{index['codec_class']}/{index['split']}: {index['total']} images from {index['sources']}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from surveil.codecs.library import weight_file
+    from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT
+    from surveil.pipelines.train import TrainSettings, train
+
+    out = args.out or weight_file(PROJECT_WEIGHTS, args.codec_class, args.quality)
+    settings = TrainSettings(
+        codec_class=args.codec_class,
+        quality=args.quality,
+        lmbda=args.lmbda,
+        steps=args.steps,
+        out=out,
+        run_dir=args.run_dir or REPO_ROOT / "runs" / f"{args.codec_class}_q{args.quality}",
+        init=args.init,
+        dataset=args.dataset,
+        batch=args.batch,
+        patch=args.patch,
+        lr=args.lr,
+        device=args.device,
+    )
+    print(f"wrote {train(settings)}")
+    return 0
+
+
+def _cmd_eval_codec(args: argparse.Namespace) -> int:
+    from surveil.pipelines.evaluate_codec import run_codec_evaluation
+
+    print(run_codec_evaluation(args.codec_class, args.qualities, args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="surveil", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    enc = sub.add_parser("encode", help="encode a video source into a region stream")
+    enc.add_argument("--input", help="file, rtsp:// URL or data-path name (default: config 'input')")
+    _add_config(enc)
+    enc.add_argument("--publish", help="ZeroMQ address to publish on, e.g. tcp://127.0.0.1:5555")
+    enc.add_argument("--record", type=Path, help="recording file to write")
+    enc.add_argument("--max-frames", type=int, default=None)
+    enc.add_argument("--realtime", action="store_true", help="pace a file replay at its frame rate")
+    enc.add_argument("--wait-subscriber", type=float, default=0.0, metavar="SECONDS",
+                     help="with --publish: wait up to this long for a subscriber before the first frame")
+    enc.set_defaults(func=_cmd_encode)
+
+    dec = sub.add_parser("decode", help="decode a recording or a live stream into recomposed video")
+    dec.add_argument("--input", required=True, help="recording file or ZeroMQ address (tcp://host:port)")
+    dec.add_argument("--output", type=Path, required=True, help="recomposed video to write (.mp4)")
+    dec.add_argument("--events", type=Path, default=None, help="per-frame JSON lines")
+    dec.add_argument("--max-frames", type=int, default=None)
+    dec.add_argument("--topics", nargs="*", default=None, help="topic prefixes to subscribe to (default: all)")
+    dec.add_argument("--idle-timeout", type=float, default=15.0, help="live input: stop after this long silent")
+    _add_config(dec)
+    dec.set_defaults(func=_cmd_decode)
+
+    ds = sub.add_parser("build-dataset", help="cut class crops from the shared videos and images")
+    ds.add_argument("--class", dest="codec_class", required=True)
+    _add_config(ds)
+    ds.set_defaults(func=_cmd_build_dataset)
+
+    tr = sub.add_parser("train", help="train a region codec (resumes from its run folder)")
+    tr.add_argument("--class", dest="codec_class", required=True)
+    tr.add_argument("--quality", type=int, required=True)
+    tr.add_argument("--lambda", dest="lmbda", type=float, required=True)
+    tr.add_argument("--steps", type=int, required=True)
+    tr.add_argument("--init", type=Path, default=None, help="weights to fine-tune from")
+    tr.add_argument("--dataset", default=None, help="dataset class folder (default: --class)")
+    tr.add_argument("--out", type=Path, default=None)
+    tr.add_argument("--run-dir", type=Path, default=None)
+    tr.add_argument("--batch", type=int, default=8)
+    tr.add_argument("--patch", type=int, default=128)
+    tr.add_argument("--lr", type=float, default=3e-4)
+    tr.add_argument("--device", default="cpu")
+    tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("eval-codec", help="bpp/PSNR of a class codec against JPEG on held-out crops")
+    ev.add_argument("--class", dest="codec_class", default="person")
+    ev.add_argument("--qualities", type=int, nargs="+", default=[1, 2, 3])
+    ev.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
+    ev.set_defaults(func=_cmd_eval_codec)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except SurveilError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The per-class codec library: weights looked up by (class, quality), generic fallback, batched coding.
+
+The edge asks for ``codec_for(class)``; the station asks for ``by_id(codec_id)`` and gets an error, never a wrong
+decoder, when it does not hold the exact weights a region was coded with.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from surveil.codecs.model import LoadedCodec, load_codec
+from surveil.errors import CodecMismatchError, SurveilError
+from surveil.types import CodecId
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_CLASS = "generic"
+
+
+def weight_file(weights_dir: Path, codec_class: str, quality: int) -> Path:
+    return weights_dir / f"{codec_class}_q{quality}.pt"
+
+
+class CodecLibrary:
+    def __init__(self, weights_dir: Path, quality: int, device: str = "cpu") -> None:
+        self.weights_dir = Path(weights_dir)
+        self.quality = quality
+        self.device = device
+        self._by_class: dict[str, LoadedCodec] = {}
+        self._by_key: dict[str, LoadedCodec] = {}
+        if not weight_file(self.weights_dir, FALLBACK_CLASS, quality).exists():
+            available = sorted(p.name for p in self.weights_dir.glob("*.pt"))
+            raise SurveilError(
+                f"codec weights missing: {weight_file(self.weights_dir, FALLBACK_CLASS, quality)} "
+                f"(available: {', '.join(available) or 'none'})"
+            )
+
+    def _load(self, path: Path) -> LoadedCodec:
+        loaded = load_codec(path, self.device)
+        self._by_key[loaded.codec_id.key] = loaded
+        logger.info("loaded codec %s from %s", loaded.codec_id.key, path)
+        return loaded
+
+    def codec_for(self, codec_class: str) -> LoadedCodec:
+        """The class's own codec at the configured quality, else the generic one."""
+        if codec_class not in self._by_class:
+            path = weight_file(self.weights_dir, codec_class, self.quality)
+            if not path.exists():
+                path = weight_file(self.weights_dir, FALLBACK_CLASS, self.quality)
+            self._by_class[codec_class] = self._load(path)
+        return self._by_class[codec_class]
+
+    def by_id(self, codec_id: CodecId) -> LoadedCodec:
+        if codec_id.key not in self._by_key:
+            path = weight_file(self.weights_dir, codec_id.codec_class, codec_id.quality)
+            if path.exists():
+                self._load(path)
+        if codec_id.key not in self._by_key:
+            raise CodecMismatchError(
+                f"no decoder for codec {codec_id.key}: this station holds "
+                f"{', '.join(sorted(self._by_key)) or 'no matching weights'} in {self.weights_dir}"
+            )
+        return self._by_key[codec_id.key]
+
+
+def to_tensor(canvases: list[np.ndarray], device: str) -> torch.Tensor:
+    batch = np.stack(canvases).astype(np.float32) / 255.0
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).to(device)
+
+
+def to_images(x_hat: torch.Tensor) -> list[np.ndarray]:
+    arr = (x_hat.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return list(arr)
+
+
+def encode_canvases(codec: LoadedCodec, canvases: list[np.ndarray]) -> list[tuple[list[bytes], tuple[int, int]]]:
+    """Code canvases with one model; same-sized canvases share a forward pass. Returns (strings, z shape) each."""
+    results: list[tuple[list[bytes], tuple[int, int]] | None] = [None] * len(canvases)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for index, canvas in enumerate(canvases):
+        by_size.setdefault(canvas.shape[:2], []).append(index)
+    for indices in by_size.values():
+        out = codec.model.compress(to_tensor([canvases[i] for i in indices], codec.model.device_name))
+        y_strings, z_strings = out["strings"]
+        for position, index in enumerate(indices):
+            results[index] = ([y_strings[position], z_strings[position]], tuple(int(v) for v in out["shape"]))
+    return [r for r in results if r is not None]
+
+
+def decode_canvas(codec: LoadedCodec, strings: list[bytes], shape: tuple[int, int]) -> np.ndarray:
+    out = codec.model.decompress([[strings[0]], [strings[1]]], shape)
+    return to_images(out["x_hat"])[0]

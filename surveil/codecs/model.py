@@ -1,0 +1,117 @@
+"""The fast-tier learned codec: CompressAI's mean-scale hyperprior, made bit-exact across processes and devices.
+
+The entropy parameters (scales and means of the Gaussian conditional) come from the hyper-synthesis ``h_s``. If the
+encoder and the decoder compute them with different kernels (GPU against CPU, batch of 8 against batch of 1), a
+scale can cross a table boundary and the decoder reads garbage. Here ``h_s`` runs in float64 on the CPU, one region at
+a time, at both ends; it works on the hyper-latent (1/64 of the pixels), so this costs little.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from compressai.models import MeanScaleHyperprior
+from torch import nn
+
+from surveil.types import CodecId
+
+logger = logging.getLogger(__name__)
+
+ARCH_FAMILY = "msh"  # mean-scale hyperprior
+
+
+@dataclass(frozen=True)
+class CodecArch:
+    n: int = 64
+    m: int = 96
+
+    @property
+    def name(self) -> str:
+        return f"{ARCH_FAMILY}-n{self.n}m{self.m}"
+
+
+class RegionCodecModel(MeanScaleHyperprior):
+    """Mean-scale hyperprior with deterministic entropy parameters for coding."""
+
+    def __init__(self, arch: CodecArch) -> None:
+        super().__init__(N=arch.n, M=arch.m)
+        self.arch = arch
+        self._h_s_exact: nn.Module | None = None
+
+    @property
+    def device_name(self) -> str:
+        return str(next(self.g_a.parameters()).device)
+
+    def prepare_for_coding(self) -> None:
+        """Rebuild entropy tables and the float64 CPU copy of ``h_s``; call after training or loading."""
+        self.update(force=True)
+        self._h_s_exact = copy.deepcopy(self.h_s).to(device="cpu", dtype=torch.float64).eval()
+
+    def _entropy_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._h_s_exact is None:
+            raise RuntimeError("call prepare_for_coding() before compress/decompress")
+        params = torch.cat([self._h_s_exact(z_hat[i : i + 1].cpu().double()) for i in range(z_hat.shape[0])])
+        scales_hat, means_hat = params.chunk(2, 1)
+        return scales_hat, means_hat
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor) -> dict:
+        y = self.g_a(x)
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
+        scales_hat, means_hat = self._entropy_params(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales_hat)
+        y_strings = self.gaussian_conditional.compress(y.cpu().double(), indexes, means=means_hat)
+        return {"strings": [y_strings, z_strings], "shape": tuple(z.size()[-2:])}
+
+    @torch.no_grad()
+    def decompress(self, strings: list, shape: tuple[int, int]) -> dict:
+        z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
+        scales_hat, means_hat = self._entropy_params(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales_hat)
+        y_hat = self.gaussian_conditional.decompress(strings[0], indexes, dtype=torch.float64, means=means_hat)
+        x_hat = self.g_s(y_hat.to(device=self.device_name, dtype=torch.float32)).clamp_(0, 1)
+        return {"x_hat": x_hat}
+
+
+@dataclass
+class LoadedCodec:
+    model: RegionCodecModel
+    codec_id: CodecId
+    meta: dict
+
+
+def save_codec(model: RegionCodecModel, path: Path, meta: dict) -> str:
+    """Write fp16 weights (integer buffers kept) with their metadata; returns the file's sha256."""
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"arch": {"n": model.arch.n, "m": model.arch.m}, "meta": meta, "state_dict": state}, path)
+    return file_sha256(path)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_codec(path: Path, device: str = "cpu") -> LoadedCodec:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    arch = CodecArch(**checkpoint["arch"])
+    model = RegionCodecModel(arch)
+    model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in checkpoint["state_dict"].items()})
+    model.eval()
+    model.prepare_for_coding()
+    model.to(device)
+    meta = checkpoint["meta"]
+    codec_id = CodecId(
+        arch=arch.name,
+        codec_class=meta["codec_class"],
+        quality=int(meta["quality"]),
+        weights_sha=file_sha256(path)[:16],
+    )
+    return LoadedCodec(model=model, codec_id=codec_id, meta=meta)

@@ -1,0 +1,140 @@
+"""Typed, validated configuration loaded from ``config.yaml``; errors name the bad key."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from surveil.errors import SurveilError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+
+
+class ConfigError(SurveilError):
+    """The configuration file is missing, unreadable or has a bad key or value."""
+
+
+@dataclass
+class DetectorConfig:
+    weights: str = "yolov8n-seg.pt"  # resolved on the weights search path, else by ultralytics' own name resolution
+    confidence: float = 0.15  # below the usual 0.25 so borderline objects are still carried at full detail
+    iou: float = 0.5
+    imgsz: int = 640
+    device: str = "auto"
+    mask_dilate_px: int = 2  # grow masks so object edges are not left to the background
+    min_area_px: int = 64  # regions with fewer mask pixels stay in the background
+
+
+@dataclass
+class CropConfig:
+    max_side: int = 256  # larger objects are scaled down to fit
+    multiple: int = 64  # canvas sides are padded to a multiple of this (the codec's stride)
+    fill: int = 128  # value of canvas pixels outside the object's mask
+
+
+@dataclass
+class CodecConfig:
+    quality: int = 2
+    weights_dir: str = "weights"  # relative to the repository root
+    device: str = "auto"
+
+
+@dataclass
+class BackgroundConfig:
+    codec: str = "libx264"
+    crf: int = 30
+    preset: str = "medium"
+    refresh_s: float = 10.0  # a new key at least this often (late joiners, lighting drift)
+    change_threshold: float = 6.0  # mean absolute difference (0-255) that forces an early refresh
+    learning_rate: float = 0.05  # per-frame weight of new background pixels in the running estimate
+
+
+@dataclass
+class Config:
+    camera: str = "cam1"
+    input: str = "videos/vtest_pets_480x360.mp4"  # default input, resolved on the data search path
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    classes: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "person": ["person"],
+            "vehicle": ["car", "truck", "bus", "motorcycle", "bicycle"],
+            "bag": ["backpack", "handbag", "suitcase"],
+        }
+    )
+    crops: CropConfig = field(default_factory=CropConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+
+    def codec_class_of(self, label: str) -> str:
+        """Codec class for a detector label; labels not listed map to ``generic``."""
+        for codec_class, labels in self.classes.items():
+            if label in labels:
+                return codec_class
+        return "generic"
+
+
+def _check_type(value: Any, annotation: Any, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {type(value).__name__}")
+        return _build(annotation, value, key)
+    if origin is dict:
+        _, value_type = typing.get_args(annotation)
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {type(value).__name__}")
+        return {str(k): _check_type(v, value_type, f"{key}.{k}") for k, v in value.items()}
+    if origin is list:
+        (item_type,) = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{key}' must be a list, got {type(value).__name__}")
+        return [_check_type(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"config key '{key}': unsupported union type")  # no optional keys yet
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+        raise ConfigError(f"config key '{key}' must be {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ConfigError(f"unknown config key '{dotted}' (known: {', '.join(sorted(names))})")
+        kwargs[key] = _check_type(value, hints[key], dotted)
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate a configuration file; the repository's ``config.yaml`` when no path is given."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    if not path.exists():
+        if path == DEFAULT_CONFIG:
+            return Config()
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(values, dict):
+        raise ConfigError(f"config {path} must be a mapping of keys to values")
+    config = _build(Config, values)
+    if config.crops.max_side < config.crops.multiple or config.crops.multiple <= 0:
+        raise ConfigError("config key 'crops.max_side' must be at least 'crops.multiple' (> 0)")
+    if not 0 < config.background.learning_rate <= 1:
+        raise ConfigError("config key 'background.learning_rate' must be in (0, 1]")
+    return config

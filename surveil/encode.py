@@ -1,0 +1,118 @@
+"""The ``encode`` job: a source through the edge encoder to a ZeroMQ publisher and/or a recording."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from surveil.codecs.library import CodecLibrary
+from surveil.config import Config
+from surveil.edge import EdgeEncoder
+from surveil.errors import SurveilError
+from surveil.ingest import open_source
+from surveil.metrics import StreamStats, format_summary, stream_of_topic
+from surveil.paths import REPO_ROOT, find_data
+from surveil.regions.detector import RegionDetector, resolve_device
+from surveil.stream import RecordingWriter, encode_packet
+from surveil.types import Frame, Packet
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EncodeResult:
+    frames: int
+    wall_seconds: float
+    media_seconds: float
+    stats: StreamStats
+    stage_ms: dict[str, float]
+
+    def summary(self) -> str:
+        return format_summary("encode", self.frames, self.wall_seconds, self.media_seconds, self.stats, self.stage_ms)
+
+
+def resolve_input(uri: str) -> str:
+    """URLs pass through; a path that exists is used as is; otherwise the data search path is tried."""
+    if "://" in uri:
+        return uri
+    found = find_data(uri)
+    if found is None:
+        raise SurveilError(f"input not found: {uri}")
+    return str(found)
+
+
+def build_library(config: Config) -> CodecLibrary:
+    weights_dir = Path(config.codec.weights_dir)
+    if not weights_dir.is_absolute():
+        weights_dir = REPO_ROOT / weights_dir
+    return CodecLibrary(weights_dir, config.codec.quality, resolve_device(config.codec.device))
+
+
+class PacketSinks:
+    """Where encoded packets go: a publisher, a recording, and the byte counters."""
+
+    def __init__(self, publish: str | None, record: Path | None, wait_subscriber_s: float) -> None:
+        self.stats = StreamStats()
+        self.publisher = None
+        self.recording = RecordingWriter(record) if record else None
+        if publish:
+            from surveil.stream.transport import Publisher
+
+            self.publisher = Publisher(publish)
+            if wait_subscriber_s > 0 and not self.publisher.wait_for_subscriber(wait_subscriber_s):
+                logger.warning("no subscriber after %.1f s on %s; publishing anyway", wait_subscriber_s, publish)
+
+    def send(self, packet: Packet) -> None:
+        parts = encode_packet(packet)
+        regions = len(getattr(packet, "regions", ()))
+        self.stats.add(stream_of_topic(parts[0].decode()), sum(len(p) for p in parts[1:]), regions)
+        if self.publisher is not None:
+            self.publisher.send(parts)
+        if self.recording is not None:
+            self.recording.write(parts)
+
+    def close(self) -> None:
+        if self.recording is not None:
+            self.recording.close()
+        if self.publisher is not None:
+            self.publisher.close()
+
+
+def run_encode(
+    config: Config,
+    uri: str,
+    publish: str | None = None,
+    record: Path | None = None,
+    max_frames: int | None = None,
+    realtime: bool = False,
+    wait_subscriber_s: float = 0.0,
+    on_frame: callable | None = None,
+) -> EncodeResult:
+    source_uri = resolve_input(uri)
+    detector = RegionDetector(config)
+    encoder = EdgeEncoder(config, detector, build_library(config))
+    sinks = PacketSinks(publish, record, wait_subscriber_s)
+    frames = 0
+    last: Frame | None = None
+    started = time.monotonic()
+    try:
+        with open_source(source_uri, config.camera, realtime=realtime) as source:
+            fps = source.fps
+            for frame in source:
+                for packet in encoder.encode(frame):
+                    sinks.send(packet)
+                if on_frame is not None:
+                    on_frame(frame)
+                frames += 1
+                last = frame
+                if max_frames is not None and frames >= max_frames:
+                    break
+    finally:
+        for packet in encoder.finish():
+            sinks.send(packet)
+        sinks.close()
+    media_seconds = (last.pts - 0.0 + 1.0 / fps) if last is not None else 0.0
+    media_seconds = max(media_seconds, frames / fps if fps else 0.0)
+    return EncodeResult(frames, time.monotonic() - started, media_seconds, sinks.stats, encoder.timer.per_frame_ms(frames))
