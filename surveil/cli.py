@@ -60,9 +60,9 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 def _cmd_build_dataset(args: argparse.Namespace) -> int:
     from surveil.config import load_config
-    from surveil.pipelines.dataset import build_dataset
+    from surveil.pipelines.dataset import build_datasets
 
-    for index in build_dataset(args.codec_class, load_config(args.config)):
+    for index in build_datasets(args.codec_classes, load_config(args.config)):
         print(f"{index['codec_class']}/{index['split']}: {index['total']} images from {index['sources']}")
     return 0
 
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     dec.set_defaults(func=_cmd_decode)
 
     ds = sub.add_parser("build-dataset", help="cut class crops from the shared videos and images")
-    ds.add_argument("--class", dest="codec_class", required=True)
+    ds.add_argument("--class", dest="codec_classes", nargs="+", required=True, help="e.g. generic person")
     _add_config(ds)
     ds.set_defaults(func=_cmd_build_dataset)
 

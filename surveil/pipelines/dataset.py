@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+import surveil.ingest as ingest
 from surveil.config import Config
 from surveil.errors import SurveilError
-import surveil.ingest as ingest
 from surveil.paths import REPO_ROOT, find_data
-from surveil.regions.centring import centre_region
+from surveil.regions.centring import canvas_mask, centre_region
 from surveil.regions.detector import RegionDetector
 
 logger = logging.getLogger(__name__)
@@ -29,14 +29,14 @@ DATASETS_ROOT = REPO_ROOT / "datasets"
 
 
 @dataclass(frozen=True)
-class VideoSource:
+class VideoRecipe:
     path: str  # on the data search path
     every: int  # keep one frame in this many
 
 
 @dataclass(frozen=True)
 class SplitRecipe:
-    videos: tuple[VideoSource, ...] = ()
+    videos: tuple[VideoRecipe, ...] = ()
     image_dirs: tuple[str, ...] = ()  # images run through the detector (crops of matching classes)
     whole_images: tuple[str, ...] = ()  # images kept whole (generic natural content), globs on the data path
     max_crops: int = 4000
@@ -49,11 +49,11 @@ class DatasetRecipe:
 
 
 TRAIN_VIDEOS = (
-    VideoSource("videos/vtest_pets_480x360.mp4", every=4),
-    VideoSource("videos/intel_one-by-one-person-detection.mp4", every=6),
-    VideoSource("videos/intel_car-detection.mp4", every=4),
+    VideoRecipe("videos/vtest_pets_480x360.mp4", every=4),
+    VideoRecipe("videos/intel_one-by-one-person-detection.mp4", every=6),
+    VideoRecipe("videos/intel_car-detection.mp4", every=4),
 )
-HELD_OUT_VIDEOS = (VideoSource("videos/towncentre_pedestrians_1080p.mp4", every=3),)
+HELD_OUT_VIDEOS = (VideoRecipe("videos/towncentre_pedestrians_1080p.mp4", every=3),)
 
 RECIPES = {
     "person": DatasetRecipe(
@@ -84,22 +84,59 @@ def _require(name: str) -> Path:
     return found
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
+def _write_png(path: Path, image: np.ndarray) -> None:
+    """RGB or RGBA to PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))
+    order = [2, 1, 0, 3] if image.shape[2] == 4 else [2, 1, 0]
+    cv2.imwrite(str(path), np.ascontiguousarray(image[..., order]))
 
 
-def _crops_of(detector: RegionDetector, config: Config, image: np.ndarray, codec_class: str) -> list[np.ndarray]:
-    canvases = []
-    for region in detector.detect_image(image):
-        if codec_class != "generic" and region.codec_class != codec_class:
-            continue
-        canvas, _ = centre_region(image, region.box, region.mask, config.crops)
-        canvases.append(canvas)
-    return canvases
+LabelledCrop = tuple[str, np.ndarray]  # (codec class, centred canvas as RGBA: alpha is the object's mask)
 
 
-def build_split(recipe: DatasetRecipe, split: str, config: Config, detector: RegionDetector, out_dir: Path) -> dict:
+class CropCutter:
+    """Runs the detector once per source and remembers its labelled crops, so several classes share one pass."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.detector = RegionDetector(config)
+        self._cache: dict[tuple[str, int], list[LabelledCrop]] = {}
+
+    def _crops_of(self, image: np.ndarray) -> list[LabelledCrop]:
+        crops = []
+        for region in self.detector.detect_image(image):
+            canvas, placement = centre_region(image, region.box, region.mask, self.config.crops)
+            alpha = canvas_mask(region.mask, placement).astype(np.uint8) * 255
+            crops.append((region.codec_class, np.dstack([canvas, alpha])))
+        return crops
+
+    def video(self, video: VideoRecipe) -> list[LabelledCrop]:
+        key = (video.path, video.every)
+        if key not in self._cache:
+            crops: list[LabelledCrop] = []
+            with ingest.open_source(str(_require(video.path))) as source:
+                for frame in tqdm(source, desc=f"crops {Path(video.path).name}", unit="frame"):
+                    if frame.seq % video.every == 0:
+                        crops += self._crops_of(frame.image)
+            self._cache[key] = crops
+        return self._cache[key]
+
+    def image_dir(self, folder: str) -> list[LabelledCrop]:
+        key = (folder, 0)
+        if key not in self._cache:
+            files = sorted(_require(folder).glob("*.png")) + sorted(_require(folder).glob("*.jpg"))
+            crops: list[LabelledCrop] = []
+            for file in tqdm(files, desc=f"crops {folder}", unit="img"):
+                crops += self._crops_of(cv2.imread(str(file))[..., ::-1])
+            self._cache[key] = crops
+        return self._cache[key]
+
+
+def _keep(crops: list[LabelledCrop], codec_class: str) -> list[np.ndarray]:
+    return [canvas for label, canvas in crops if codec_class == "generic" or label == codec_class]
+
+
+def build_split(recipe: DatasetRecipe, split: str, cutter: CropCutter, out_dir: Path) -> dict:
     """Cut one split's crops into ``out_dir`` (PNG) and return its index (counts per source)."""
     spec = recipe.splits[split]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -109,16 +146,9 @@ def build_split(recipe: DatasetRecipe, split: str, config: Config, detector: Reg
     rng = np.random.default_rng(0)
     crops: list[tuple[str, np.ndarray]] = []
     for video in spec.videos:
-        with ingest.open_source(str(_require(video.path))) as source:
-            for frame in tqdm(source, desc=f"{recipe.codec_class}/{split} {Path(video.path).name}", unit="frame"):
-                if frame.seq % video.every:
-                    continue
-                crops += [(video.path, c) for c in _crops_of(detector, config, frame.image, recipe.codec_class)]
+        crops += [(video.path, c) for c in _keep(cutter.video(video), recipe.codec_class)]
     for folder in spec.image_dirs:
-        files = sorted(_require(folder).glob("*.png")) + sorted(_require(folder).glob("*.jpg"))
-        for file in tqdm(files, desc=f"{recipe.codec_class}/{split} {folder}", unit="img"):
-            image = cv2.imread(str(file))[..., ::-1]
-            crops += [(folder, c) for c in _crops_of(detector, config, image, recipe.codec_class)]
+        crops += [(folder, c) for c in _keep(cutter.image_dir(folder), recipe.codec_class)]
     if len(crops) > spec.max_crops:
         keep = np.sort(rng.choice(len(crops), spec.max_crops, replace=False))
         crops = [crops[i] for i in keep]
@@ -135,18 +165,36 @@ def build_split(recipe: DatasetRecipe, split: str, config: Config, detector: Reg
     return index
 
 
-def build_dataset(codec_class: str, config: Config, root: Path = DATASETS_ROOT) -> list[dict]:
-    if codec_class not in RECIPES:
-        raise SurveilError(f"no dataset recipe for class '{codec_class}' (known: {', '.join(RECIPES)})")
-    recipe = RECIPES[codec_class]
-    detector = RegionDetector(config)
-    return [build_split(recipe, split, config, detector, root / codec_class / split) for split in recipe.splits]
+def build_datasets(codec_classes: list[str], config: Config, root: Path = DATASETS_ROOT) -> list[dict]:
+    """Build every split of each class; the detector runs once per source for all of them."""
+    unknown = [c for c in codec_classes if c not in RECIPES]
+    if unknown:
+        raise SurveilError(f"no dataset recipe for class '{unknown[0]}' (known: {', '.join(RECIPES)})")
+    cutter = CropCutter(config)
+    indexes = []
+    for codec_class in codec_classes:
+        recipe = RECIPES[codec_class]
+        indexes += [build_split(recipe, split, cutter, root / codec_class / split) for split in recipe.splits]
+    return indexes
 
 
-def load_split(codec_class: str, split: str, root: Path = DATASETS_ROOT) -> list[np.ndarray]:
-    """RGB images of a built split, sorted by name."""
+def load_split_with_masks(codec_class: str, split: str, root: Path = DATASETS_ROOT) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(RGB image, bool object mask) of each image of a built split, sorted by name; whole images are all object."""
     folder = root / codec_class / split
     files = sorted(folder.glob("*.png"))
     if not files:
         raise SurveilError(f"dataset {folder} is empty: run 'surveil build-dataset --class {codec_class}' first")
-    return [cv2.imread(str(f))[..., ::-1].copy() for f in files]
+    items = []
+    for file in files:
+        image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        rgb = np.ascontiguousarray(image[..., 2::-1])
+        mask = image[..., 3] > 127 if image.shape[2] == 4 else np.ones(image.shape[:2], dtype=bool)
+        items.append((rgb, mask))
+    return items
+
+
+def load_split(codec_class: str, split: str, root: Path = DATASETS_ROOT) -> list[np.ndarray]:
+    """RGB images of a built split, sorted by name."""
+    return [rgb for rgb, _ in load_split_with_masks(codec_class, split, root)]

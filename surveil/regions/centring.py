@@ -59,3 +59,16 @@ def paste_region(image: np.ndarray, box: Box, mask: np.ndarray, pixels: np.ndarr
     x0, y0, x1, y1 = box
     target = image[y0:y1, x0:x1]
     target[mask] = pixels[mask]
+
+
+def canvas_mask(mask: np.ndarray, placement: Placement) -> np.ndarray:
+    """Where the object's pixels sit on the canvas (bool, canvas-sized): the pixels a decoder's output is judged on."""
+    canvas_w, canvas_h = placement.canvas
+    scaled_w, scaled_h = placement.scaled_size
+    off_x, off_y = placement.offset
+    scaled = mask
+    if placement.scale != 1.0:
+        scaled = cv2.resize(mask.astype(np.uint8), (scaled_w, scaled_h), interpolation=cv2.INTER_NEAREST) > 0
+    out = np.zeros((canvas_h, canvas_w), dtype=bool)
+    out[off_y : off_y + scaled_h, off_x : off_x + scaled_w] = scaled
+    return out

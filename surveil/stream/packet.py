@@ -1,23 +1,109 @@
-"""The versioned, checksummed wire format of packets as ZeroMQ multipart messages.
+"""The versioned, checksummed binary wire format of packets as ZeroMQ multipart messages (wire version 2).
 
-A packet travels as ``[topic, header, *payloads]``:
+A packet travels as ``[topic, header, *payloads]``. This docstring is the specification; a station written in another
+language implements it from here.
 
-* ``topic``: UTF-8 ``<camera>/bg``, ``<camera>/obj/<codec_class>``, ``<camera>/frame`` or ``<camera>/end``, so
-  subscribers can filter by prefix.
-* ``header``: 1 byte wire version, 1 byte packet kind, 4 bytes big-endian CRC32 over the JSON that follows and every
-  payload in order, then compact UTF-8 JSON of the signalling.
-* ``payloads``: BackgroundKey -> ``[payload]``; FrameRegions -> per region ``[encoded mask, *strings]`` (the JSON
-  records each region's string count); FrameEnd and StreamEnd -> none.
+Notation: every integer is big-endian; ``u8``/``u16``/``u32`` are unsigned, ``i32`` is two's complement; ``f64`` is
+an IEEE 754 binary64, big-endian; ``str`` is a ``u8`` byte count ``n`` then ``n`` bytes of UTF-8 (so at most 255
+bytes, and the empty string is ``00``). Fields follow each other with no padding or alignment.
+
+Topic (part 0)
+    UTF-8 ``<camera>/bg`` (BackgroundKey), ``<camera>/obj/<codec_class>`` (FrameRegions), ``<camera>/frame``
+    (FrameEnd) or ``<camera>/end`` (StreamEnd), so subscribers can filter by prefix. Camera and codec class names are
+    non-empty and contain no ``/``. The topic only repeats names held in the body: a receiver rebuilds it from the
+    decoded packet and rejects the packet when the two differ.
+
+Header (part 1)
+    ======  ====  ==========================================================================================
+    offset  type  field
+    ======  ====  ==========================================================================================
+    0       u8    wire version: 2 (a receiver rejects any other value)
+    1       u8    kind: 1 BackgroundKey, 2 FrameRegions, 3 FrameEnd, 4 StreamEnd (any other value is rejected)
+    2       u32   CRC-32 of the packet, see below
+    6       ...   body: the rest of the header, laid out by kind as below
+    ======  ====  ==========================================================================================
+
+    The CRC-32 is zlib's (the ISO-HDLC CRC: reflected polynomial 0xEDB88320, initial value and final XOR 0xFFFFFFFF;
+    Python's ``zlib.crc32``) computed over, in order: header bytes 0 and 1, the body, then for each payload part its
+    length as a ``u32`` followed by its bytes. So a changed bit anywhere in the header or the payloads, a payload moved
+    across a part boundary, or an added or missing part all fail the check. The topic is not covered (see above).
+
+    A body must be consumed exactly: a body that ends early or has bytes left over is rejected.
+
+Every body starts with the same three fields::
+
+    camera  str    camera name
+    seq     u32    frame sequence number
+    pts     f64    presentation time in seconds since the start of the source; finite
+
+BackgroundKey (kind 1), then exactly one payload part, the picture's bitstream::
+
+    key_id  u32    increases by one at each refresh
+    width   u16    picture width in pixels
+    height  u16    picture height in pixels
+    codec   str    PyAV codec name of the bitstream, e.g. "libx264"
+
+FrameRegions (kind 2)::
+
+    codec_class  str   codec class of every region in the packet (regions do not repeat it)
+    n_codecs     u8    then n_codecs codec table entries:
+        arch         str   e.g. "msh-n64m96"
+        codec_class  str   class the weights were trained for (may differ from the packet's, e.g. "generic")
+        quality      u8
+        weights_sha  8 bytes: the 16 lowercase hex digits of the weights' sha256 prefix, as raw bytes
+    n_labels     u8    then n_labels label table entries, each a str (detector class name, e.g. "person")
+    n_regions    u16   then n_regions region records
+
+A region record is 28 fixed bytes followed by the optional fields its flags announce::
+
+    region_id    u16
+    label        u8        index into the label table
+    codec        u8        index into the codec table
+    flags        u8        bit 0x01 placement box, 0x02 scale, 0x04 track_id, 0x08 parent_id; other bits must be 0
+    score        u16       detector score in [0, 1] as round(score * 65535); decoded as score / 65535
+    box          4 x u16   x0, y0, x1, y1 in frame pixels, upper bounds exclusive; x0 <= x1 and y0 <= y1
+    canvas       2 x u16   codec canvas width, height
+    offset       2 x u16   x, y of the scaled box content's top-left corner in the canvas
+    latent_shape 2 x u16   hyper-latent spatial shape, as the codec reports it
+    n_strings    u8        number of entropy-coded strings of this region
+    [placement box 4 x u16]  if flags & 0x01; otherwise the placement box equals box; x0 <= x1 and y0 <= y1
+    [scale       f64]        if flags & 0x02, finite and > 0; otherwise the scale is exactly 1.0
+    [track_id    i32]        if flags & 0x04; otherwise there is none
+    [parent_id   i32]        if flags & 0x08; otherwise there is none
+
+The placement must fit its canvas: with ``(w, h)`` the placement box size and the scaled size
+``(max(1, round(w * scale)), max(1, round(h * scale)))`` (round half to even, as Python's ``round``),
+``offset + scaled size <= canvas`` on both axes.
+
+The payload parts of a FrameRegions packet are, for each region in record order, its mask then its ``n_strings``
+strings, so there are exactly ``sum(1 + n_strings)`` of them. The mask is the region's boolean pixel mask of shape
+``(y1 - y0, x1 - x0)`` (from ``box``), packed row-major eight pixels per byte with the first pixel in the most
+significant bit, the last byte zero-padded, then zlib-compressed (RFC 1950); see :mod:`surveil.stream.mask`. The
+strings are the learned codec's bitstreams, opaque here.
+
+FrameEnd (kind 3), then no payload parts::
+
+    width     u16   frame width in pixels
+    height    u16   frame height in pixels
+    key_id    u32   background key the frame is recomposed over
+    n_counts  u8    then n_counts pairs, class names distinct:
+        codec_class  str
+        count        u16   regions of that class sent for this frame
+
+StreamEnd (kind 4): the three common fields only, then no payload parts.
+
+A sender refuses (StreamError) a packet it cannot represent exactly: a value out of its field's range, a string over
+255 bytes, a non-finite float, a mask whose shape is not the box size, a region whose codec class is not the packet's.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+import operator
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from surveil.errors import StreamError
@@ -36,7 +122,7 @@ from surveil.types import (
 
 logger = logging.getLogger(__name__)
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 
 KIND_BACKGROUND = 1
 KIND_REGIONS = 2
@@ -51,6 +137,29 @@ _KIND_NAMES = {
 }
 
 _HEADER = struct.Struct(">BBI")
+_U32 = struct.Struct(">I")
+# region_id, label index, codec index, flags, score, box (4), canvas (2), offset (2), latent_shape (2), n_strings
+_REGION = struct.Struct(">HBBBH4H2H2H2HB")
+_BOX = struct.Struct(">4H")
+_SCALE = struct.Struct(">d")
+_ID = struct.Struct(">i")
+
+FLAG_PLACEMENT_BOX = 0x01
+FLAG_SCALE = 0x02
+FLAG_TRACK_ID = 0x04
+FLAG_PARENT_ID = 0x08
+_KNOWN_FLAGS = FLAG_PLACEMENT_BOX | FLAG_SCALE | FLAG_TRACK_ID | FLAG_PARENT_ID
+
+SCORE_SCALE = 65535
+SHA_HEX_DIGITS = 16
+
+_RANGES = {
+    "B": (0, 0xFF),
+    "H": (0, 0xFFFF),
+    "I": (0, 0xFFFF_FFFF),
+    "i": (-0x8000_0000, 0x7FFF_FFFF),
+}
+_HEX = frozenset("0123456789abcdef")
 
 
 def _check_name(what: str, name: str) -> str:
@@ -73,210 +182,309 @@ def topic_of(packet: Packet) -> str:
     raise TypeError(f"not a packet: {type(packet).__name__}")
 
 
+def _crc(prefix: bytes, body: bytes, payloads: Sequence[bytes]) -> int:
+    crc = zlib.crc32(body, zlib.crc32(prefix))
+    for payload in payloads:
+        crc = zlib.crc32(payload, zlib.crc32(_U32.pack(len(payload)), crc))
+    return crc
+
+
+def _check_geometry(box: Box, placement: Placement) -> None:
+    """Box ordering and the placement fitting its canvas; raises StreamError without a location prefix."""
+    for what, (x0, y0, x1, y1) in (("box", box), ("placement box", placement.box)):
+        if x0 > x1 or y0 > y1:
+            raise StreamError(f"{what} {(x0, y0, x1, y1)} is inverted (needs x0 <= x1 and y0 <= y1)")
+    if not (math.isfinite(placement.scale) and placement.scale > 0):
+        raise StreamError(f"placement scale {placement.scale!r} should be a finite number above 0")
+    try:
+        scaled_w, scaled_h = placement.scaled_size
+    except OverflowError:
+        raise StreamError(f"placement scale {placement.scale!r} overflows the scaled size") from None
+    (off_x, off_y), (canvas_w, canvas_h) = placement.offset, placement.canvas
+    if off_x + scaled_w > canvas_w or off_y + scaled_h > canvas_h:
+        raise StreamError(
+            f"placement does not fit its canvas: scaled size {scaled_w}x{scaled_h} at offset ({off_x}, {off_y}) "
+            f"in a {canvas_w}x{canvas_h} canvas"
+        )
+
+
 # --- encoding -------------------------------------------------------------------------------------------------------
 
 
-def _box(box: Sequence[Any]) -> list[int]:
-    return [int(v) for v in box]
+def _int(what: str, value: Any, code: str) -> int:
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise StreamError(f"{what} should be an integer, got {value!r:.80}") from None
+    lo, hi = _RANGES[code]
+    if not lo <= n <= hi:
+        raise StreamError(f"{what} {n} is outside the wire range {lo}..{hi}")
+    return n
 
 
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else int(value)
+def _ints(what: str, values: Any, n: int, code: str) -> tuple[int, ...]:
+    try:
+        items = tuple(values)
+    except TypeError:
+        raise StreamError(f"{what} should be {n} integers, got {values!r:.80}") from None
+    if len(items) != n:
+        raise StreamError(f"{what} should be {n} integers, got {len(items)}")
+    return tuple(_int(what, v, code) for v in items)
 
 
-def _as_bytes(data: Any) -> bytes:
-    return data if isinstance(data, bytes) else bytes(data)
+def _float(what: str, value: Any) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise StreamError(f"{what} should be a number, got {value!r:.80}") from None
+    if not math.isfinite(x):
+        raise StreamError(f"{what} {x} is not finite")
+    return x
 
 
-def _region_signalling(region: EncodedRegion) -> dict[str, Any]:
+def _str(what: str, value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise StreamError(f"{what} should be a string, got {type(value).__name__}")
+    try:
+        raw = value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise StreamError(f"{what} {value!r:.80} cannot be encoded as UTF-8: {e.reason}") from None
+    if len(raw) > 0xFF:
+        raise StreamError(f"{what} {value!r:.40} is {len(raw)} bytes of UTF-8, more than the 255 the wire allows")
+    return bytes([len(raw)]) + raw
+
+
+def _as_bytes(what: str, data: Any) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    try:
+        return bytes(memoryview(data))
+    except TypeError:
+        raise StreamError(f"{what} should be bytes, got {type(data).__name__}") from None
+
+
+def _common(packet: Packet) -> bytes:
+    return (
+        _str("camera", packet.camera)
+        + struct.pack(">I", _int("seq", packet.seq, "I"))
+        + _SCALE.pack(_float("pts", packet.pts))
+    )
+
+
+def _codec_entry(codec: Any, where: str) -> bytes:
+    if not isinstance(codec, CodecId):
+        raise StreamError(f"{where}: codec should be a CodecId, got {type(codec).__name__}")
+    sha = codec.weights_sha
+    if not isinstance(sha, str) or len(sha) != SHA_HEX_DIGITS or not set(sha) <= _HEX:
+        raise StreamError(f"{where}: codec weights_sha {sha!r:.40} should be {SHA_HEX_DIGITS} lowercase hex digits")
+    return (
+        _str(f"{where}: codec arch", codec.arch)
+        + _str(f"{where}: codec class", codec.codec_class)
+        + bytes([_int(f"{where}: codec quality", codec.quality, "B")])
+        + bytes.fromhex(sha)
+    )
+
+
+def _table_index(table: dict[bytes, int], entry: bytes, what: str) -> int:
+    """Index of ``entry`` in a per-packet table (u8 count, so at most 255 entries), adding it if new."""
+    if entry not in table:
+        if len(table) == 0xFF:
+            raise StreamError(f"more than 255 distinct {what} in one packet")
+        table[entry] = len(table)
+    return table[entry]
+
+
+def _encode_region(
+    region: EncodedRegion, codec_class: str, codecs: dict[bytes, int], labels: dict[bytes, int]
+) -> tuple[bytes, list[bytes]]:
+    """One region's record and payload parts; the codec and label tables grow as needed."""
+    region_id = _int("region_id", region.region_id, "H")
+    where = f"region {region_id}"
+    if region.codec_class != codec_class:
+        raise StreamError(
+            f"{where} has codec class {region.codec_class!r} but the packet carries {codec_class!r} "
+            "(one FrameRegions packet holds one class)"
+        )
+    box = _ints(f"{where}: box", region.box, 4, "H")
     p = region.placement
-    c = region.codec
-    return {
-        "region_id": int(region.region_id),
-        "label": str(region.label),
-        "codec_class": str(region.codec_class),
-        "score": float(region.score),
-        "box": _box(region.box),
-        "mask_shape": [int(n) for n in region.mask.shape],
-        "placement": {
-            "box": _box(p.box),
-            "scale": float(p.scale),
-            "canvas": [int(v) for v in p.canvas],
-            "offset": [int(v) for v in p.offset],
-        },
-        "codec": {
-            "arch": str(c.arch),
-            "codec_class": str(c.codec_class),
-            "quality": int(c.quality),
-            "weights_sha": str(c.weights_sha),
-        },
-        "latent_shape": [int(v) for v in region.latent_shape],
-        "track_id": _opt_int(region.track_id),
-        "parent_id": _opt_int(region.parent_id),
-        "n_strings": len(region.strings),
-    }
+    if not isinstance(p, Placement):
+        raise StreamError(f"{where}: placement should be a Placement, got {type(p).__name__}")
+    placement = Placement(
+        box=_ints(f"{where}: placement box", p.box, 4, "H"),  # type: ignore[arg-type]
+        scale=_float(f"{where}: placement scale", p.scale),
+        canvas=_ints(f"{where}: placement canvas", p.canvas, 2, "H"),  # type: ignore[arg-type]
+        offset=_ints(f"{where}: placement offset", p.offset, 2, "H"),  # type: ignore[arg-type]
+    )
+    try:
+        _check_geometry(box, placement)  # type: ignore[arg-type]
+    except StreamError as e:
+        raise StreamError(f"{where}: {e}") from None
+    mask = region.mask
+    expected_shape = (box[3] - box[1], box[2] - box[0])
+    if not hasattr(mask, "shape") or tuple(mask.shape) != expected_shape:
+        shape = getattr(mask, "shape", type(mask).__name__)
+        raise StreamError(f"{where}: mask shape {shape} should be the box size (height, width) {expected_shape}")
+    score = _float(f"{where}: score", region.score)
+    if not 0.0 <= score <= 1.0:
+        raise StreamError(f"{where}: score {score} is outside [0, 1]")
+    strings = [_as_bytes(f"{where}: string", s) for s in region.strings]
+    flags = 0
+    tail = b""
+    if placement.box != box:
+        flags |= FLAG_PLACEMENT_BOX
+        tail += _BOX.pack(*placement.box)
+    if placement.scale != 1.0:
+        flags |= FLAG_SCALE
+        tail += _SCALE.pack(placement.scale)
+    if region.track_id is not None:
+        flags |= FLAG_TRACK_ID
+        tail += _ID.pack(_int(f"{where}: track_id", region.track_id, "i"))
+    if region.parent_id is not None:
+        flags |= FLAG_PARENT_ID
+        tail += _ID.pack(_int(f"{where}: parent_id", region.parent_id, "i"))
+    record = _REGION.pack(
+        region_id,
+        _table_index(labels, _str(f"{where}: label", region.label), "labels"),
+        _table_index(codecs, _codec_entry(region.codec, where), "codecs"),
+        flags,
+        round(score * SCORE_SCALE),
+        *box,
+        *placement.canvas,
+        *placement.offset,
+        *_ints(f"{where}: latent_shape", region.latent_shape, 2, "H"),
+        _int(f"{where}: number of strings", len(strings), "B"),
+    )
+    return record + tail, [encode_mask(mask), *strings]
 
 
-def _signalling(packet: Packet) -> tuple[int, dict[str, Any], list[bytes]]:
-    """(kind, JSON-able signalling, payloads) of a packet."""
-    base: dict[str, Any] = {"camera": packet.camera, "seq": int(packet.seq), "pts": float(packet.pts)}
+def _body(packet: Packet) -> tuple[int, bytes, list[bytes]]:
+    """(kind, body, payloads) of a packet."""
     if isinstance(packet, BackgroundKey):
-        base.update(key_id=int(packet.key_id), width=int(packet.width), height=int(packet.height), codec=packet.codec)
-        return KIND_BACKGROUND, base, [_as_bytes(packet.payload)]
+        body = (
+            _common(packet)
+            + struct.pack(
+                ">IHH",
+                _int("key_id", packet.key_id, "I"),
+                _int("width", packet.width, "H"),
+                _int("height", packet.height, "H"),
+            )
+            + _str("codec", packet.codec)
+        )
+        return KIND_BACKGROUND, body, [_as_bytes("payload", packet.payload)]
     if isinstance(packet, FrameRegions):
+        codecs: dict[bytes, int] = {}
+        labels: dict[bytes, int] = {}
+        records: list[bytes] = []
         payloads: list[bytes] = []
-        regions = []
         for region in packet.regions:
-            if region.mask.ndim != 2:
-                raise StreamError(f"region {region.region_id} mask must be 2-D, got shape {region.mask.shape}")
-            regions.append(_region_signalling(region))
-            payloads.append(encode_mask(region.mask))
-            payloads.extend(_as_bytes(s) for s in region.strings)
-        base.update(codec_class=packet.codec_class, regions=regions)
-        return KIND_REGIONS, base, payloads
+            record, parts = _encode_region(region, packet.codec_class, codecs, labels)
+            records.append(record)
+            payloads.extend(parts)
+        body = b"".join(
+            [
+                _common(packet),
+                _str("codec_class", packet.codec_class),
+                bytes([len(codecs)]),
+                *codecs,
+                bytes([len(labels)]),
+                *labels,
+                struct.pack(">H", _int("number of regions", len(records), "H")),
+                *records,
+            ]
+        )
+        return KIND_REGIONS, body, payloads
     if isinstance(packet, FrameEnd):
-        counts = {str(k): int(v) for k, v in packet.region_counts.items()}
-        base.update(width=int(packet.width), height=int(packet.height), key_id=int(packet.key_id), region_counts=counts)
-        return KIND_FRAME_END, base, []
+        if not isinstance(packet.region_counts, Mapping):
+            raise StreamError(f"region_counts should be a mapping, got {type(packet.region_counts).__name__}")
+        pairs = [
+            _str("region_counts class", name) + struct.pack(">H", _int(f"region count of {name!r}", count, "H"))
+            for name, count in packet.region_counts.items()
+        ]
+        body = b"".join(
+            [
+                _common(packet),
+                struct.pack(
+                    ">HHI",
+                    _int("width", packet.width, "H"),
+                    _int("height", packet.height, "H"),
+                    _int("key_id", packet.key_id, "I"),
+                ),
+                bytes([_int("number of region_counts classes", len(pairs), "B")]),
+                *pairs,
+            ]
+        )
+        return KIND_FRAME_END, body, []
     if isinstance(packet, StreamEnd):
-        return KIND_STREAM_END, base, []
+        return KIND_STREAM_END, _common(packet), []
     raise TypeError(f"not a packet: {type(packet).__name__}")
-
-
-def _crc(body: bytes, payloads: Sequence[bytes]) -> int:
-    crc = zlib.crc32(body)
-    for payload in payloads:
-        crc = zlib.crc32(payload, crc)
-    return crc
 
 
 def encode_packet(packet: Packet) -> list[bytes]:
     """Serialise a packet into multipart parts ``[topic, header, *payloads]``."""
     topic = topic_of(packet)
-    kind, signalling, payloads = _signalling(packet)
     try:
-        body = json.dumps(signalling, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except ValueError as e:  # NaN or infinity in a float field
+        kind, body, payloads = _body(packet)
+    except StreamError as e:
         raise StreamError(f"cannot encode {topic} packet: {e}") from None
-    header = _HEADER.pack(WIRE_VERSION, kind, _crc(body, payloads)) + body
+    prefix = bytes([WIRE_VERSION, kind])
+    header = _HEADER.pack(WIRE_VERSION, kind, _crc(prefix, body, payloads)) + body
     return [topic.encode("utf-8"), header, *payloads]
 
 
 # --- decoding -------------------------------------------------------------------------------------------------------
 
 
-class _Fields:
-    """Typed access to one JSON object; every failure is a StreamError naming the field."""
+class _Reader:
+    """Sequential typed reads from a body; every failure is a StreamError naming the field and where it is."""
 
-    def __init__(self, obj: Any, where: str) -> None:
-        if not isinstance(obj, dict):
-            raise StreamError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        self.data = obj
+    def __init__(self, body: bytes, where: str) -> None:
+        self.body = body
+        self.pos = 0
         self.where = where
 
-    def _get(self, key: str) -> Any:
-        if key not in self.data:
-            raise StreamError(f"{self.where}: missing field {key!r}")
-        return self.data[key]
+    def error(self, message: str) -> StreamError:
+        return StreamError(f"{self.where}: {message}")
 
-    def _bad(self, key: str, expected: str) -> StreamError:
-        return StreamError(f"{self.where}: field {key!r} should be {expected}, got {self.data[key]!r:.80}")
+    def take(self, n: int, what: str) -> bytes:
+        if self.pos + n > len(self.body):
+            left = len(self.body) - self.pos
+            raise self.error(f"signalling truncated: {what} needs {n} bytes at body offset {self.pos}, {left} left")
+        data = self.body[self.pos : self.pos + n]
+        self.pos += n
+        return data
 
-    def get_int(self, key: str) -> int:
-        value = self._get(key)
-        if not _is_int(value):
-            raise self._bad(key, "an integer")
-        return value
+    def unpack(self, fmt: struct.Struct, what: str) -> tuple[Any, ...]:
+        return fmt.unpack(self.take(fmt.size, what))
 
-    def get_opt_int(self, key: str) -> int | None:
-        value = self._get(key)
-        if value is not None and not _is_int(value):
-            raise self._bad(key, "an integer or null")
-        return value
+    def u8(self, what: str) -> int:
+        return self.take(1, what)[0]
 
-    def get_float(self, key: str) -> float:
-        value = self._get(key)
-        if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
-            raise self._bad(key, "a finite number")
-        return float(value)
+    def u16(self, what: str) -> int:
+        return int.from_bytes(self.take(2, what), "big")
 
-    def get_str(self, key: str) -> str:
-        value = self._get(key)
-        if not isinstance(value, str):
-            raise self._bad(key, "a string")
-        return value
+    def u32(self, what: str) -> int:
+        return int.from_bytes(self.take(4, what), "big")
 
-    def _get_ints(self, key: str, n: int) -> tuple[int, ...]:
-        value = self._get(key)
-        if not isinstance(value, list) or len(value) != n or not all(_is_int(v) for v in value):
-            raise self._bad(key, f"a list of {n} integers")
-        return tuple(value)
+    def i32(self, what: str) -> int:
+        return int.from_bytes(self.take(4, what), "big", signed=True)
 
-    def get_pair(self, key: str) -> tuple[int, int]:
-        a, b = self._get_ints(key, 2)
-        return a, b
+    def f64(self, what: str) -> float:
+        (x,) = self.unpack(_SCALE, what)
+        if not math.isfinite(x):
+            raise self.error(f"{what} {x} is not finite")
+        return float(x)
 
-    def get_box(self, key: str) -> Box:
-        x0, y0, x1, y1 = self._get_ints(key, 4)
-        return x0, y0, x1, y1
+    def string(self, what: str) -> str:
+        raw = self.take(self.u8(f"length of {what}"), what)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise self.error(f"{what} is not valid UTF-8 ({e.reason} at byte {e.start}): {raw[:40]!r}") from None
 
-    def get_obj(self, key: str) -> _Fields:
-        return _Fields(self._get(key), f"{self.where}.{key}")
-
-    def get_list(self, key: str) -> list[Any]:
-        value = self._get(key)
-        if not isinstance(value, list):
-            raise self._bad(key, "a list")
-        return value
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _decode_region(f: _Fields, payloads: list[bytes], at: int) -> tuple[EncodedRegion, int]:
-    """Build one region from its signalling and the payloads starting at index ``at``; return it and the next index."""
-    n_strings = f.get_int("n_strings")
-    if n_strings < 0:
-        raise StreamError(f"{f.where}: field 'n_strings' is negative ({n_strings})")
-    if at + 1 + n_strings > len(payloads):
-        left = len(payloads) - at
-        raise StreamError(f"{f.where}: needs a mask and {n_strings} strings, but only {left} payload parts remain")
-    region_id = f.get_int("region_id")
-    mask_shape = f.get_pair("mask_shape")
-    try:
-        mask = decode_mask(payloads[at], mask_shape)
-    except StreamError as e:
-        raise StreamError(f"{f.where} (region {region_id}): {e}") from None
-    p = f.get_obj("placement")
-    c = f.get_obj("codec")
-    placement = Placement(
-        box=p.get_box("box"),
-        scale=p.get_float("scale"),
-        canvas=p.get_pair("canvas"),
-        offset=p.get_pair("offset"),
-    )
-    codec = CodecId(
-        arch=c.get_str("arch"),
-        codec_class=c.get_str("codec_class"),
-        quality=c.get_int("quality"),
-        weights_sha=c.get_str("weights_sha"),
-    )
-    region = EncodedRegion(
-        region_id=region_id,
-        label=f.get_str("label"),
-        codec_class=f.get_str("codec_class"),
-        score=f.get_float("score"),
-        box=f.get_box("box"),
-        mask=mask,
-        placement=placement,
-        codec=codec,
-        latent_shape=f.get_pair("latent_shape"),
-        strings=list(payloads[at + 1 : at + 1 + n_strings]),
-        track_id=f.get_opt_int("track_id"),
-        parent_id=f.get_opt_int("parent_id"),
-    )
-    return region, at + 1 + n_strings
+    def done(self) -> None:
+        if self.pos != len(self.body):
+            left = len(self.body) - self.pos
+            raise self.error(f"{left} trailing bytes after the signalling (body offset {self.pos})")
 
 
 def _expect_payloads(what: str, payloads: list[bytes], n: int) -> None:
@@ -284,43 +492,105 @@ def _expect_payloads(what: str, payloads: list[bytes], n: int) -> None:
         raise StreamError(f"{what} packet should carry {n} payload parts, got {len(payloads)}")
 
 
-def _build(kind: int, f: _Fields, payloads: list[bytes]) -> Packet:
-    camera, seq, pts = f.get_str("camera"), f.get_int("seq"), f.get_float("pts")
+def _decode_regions(r: _Reader, camera: str, seq: int, pts: float, payloads: list[bytes]) -> FrameRegions:
+    codec_class = r.string("codec_class")
+    codecs = []
+    for i in range(r.u8("number of codecs")):
+        what = f"codec table entry {i}"
+        codecs.append(
+            CodecId(
+                arch=r.string(f"{what} arch"),
+                codec_class=r.string(f"{what} class"),
+                quality=r.u8(f"{what} quality"),
+                weights_sha=r.take(SHA_HEX_DIGITS // 2, f"{what} weights_sha").hex(),
+            )
+        )
+    if len(set(codecs)) != len(codecs):
+        raise r.error("the codec table lists a codec twice")
+    labels = [r.string(f"label table entry {i}") for i in range(r.u8("number of labels"))]
+    if len(set(labels)) != len(labels):
+        raise r.error("the label table lists a label twice")
+    pending = []
+    for i in range(r.u16("number of regions")):
+        what = f"region record {i}"
+        region_id, label, codec, flags, score, *fixed, n_strings = r.unpack(_REGION, what)
+        box, canvas, offset, latent_shape = tuple(fixed[0:4]), tuple(fixed[4:6]), tuple(fixed[6:8]), tuple(fixed[8:10])
+        where = f"{what} (region {region_id})"
+        if flags & ~_KNOWN_FLAGS:
+            raise r.error(f"{where} has unknown flag bits {flags & ~_KNOWN_FLAGS:#04x}")
+        if label >= len(labels):
+            raise r.error(f"{where} refers to label {label} but the table has {len(labels)}")
+        if codec >= len(codecs):
+            raise r.error(f"{where} refers to codec {codec} but the table has {len(codecs)}")
+        placement = Placement(
+            box=r.unpack(_BOX, f"{where} placement box") if flags & FLAG_PLACEMENT_BOX else box,
+            scale=r.f64(f"{where} scale") if flags & FLAG_SCALE else 1.0,
+            canvas=canvas,
+            offset=offset,
+        )
+        track_id = r.i32(f"{where} track_id") if flags & FLAG_TRACK_ID else None
+        parent_id = r.i32(f"{where} parent_id") if flags & FLAG_PARENT_ID else None
+        try:
+            _check_geometry(box, placement)
+        except StreamError as e:
+            raise r.error(f"{where}: {e}") from None
+        pending.append(
+            (
+                EncodedRegion(
+                    region_id=region_id,
+                    label=labels[label],
+                    codec_class=codec_class,
+                    score=score / SCORE_SCALE,
+                    box=box,
+                    mask=None,  # type: ignore[arg-type]  # filled in from the payloads below
+                    placement=placement,
+                    codec=codecs[codec],
+                    latent_shape=latent_shape,
+                    strings=[],
+                    track_id=track_id,
+                    parent_id=parent_id,
+                ),
+                n_strings,
+                where,
+            )
+        )
+    r.done()
+    _expect_payloads("FrameRegions", payloads, sum(1 + n for _, n, _ in pending))
+    at = 0
+    for region, n_strings, where in pending:
+        x0, y0, x1, y1 = region.box
+        try:
+            region.mask = decode_mask(payloads[at], (y1 - y0, x1 - x0))
+        except StreamError as e:
+            raise r.error(f"{where}: {e}") from None
+        region.strings = payloads[at + 1 : at + 1 + n_strings]
+        at += 1 + n_strings
+    return FrameRegions(camera=camera, seq=seq, pts=pts, codec_class=codec_class, regions=[p[0] for p in pending])
+
+
+def _decode_body(kind: int, r: _Reader, payloads: list[bytes]) -> Packet:
+    camera, seq, pts = r.string("camera"), r.u32("seq"), r.f64("pts")
     if kind == KIND_BACKGROUND:
+        key_id, width, height, codec = r.u32("key_id"), r.u16("width"), r.u16("height"), r.string("codec")
+        r.done()
         _expect_payloads("BackgroundKey", payloads, 1)
-        return BackgroundKey(
-            camera=camera,
-            seq=seq,
-            pts=pts,
-            key_id=f.get_int("key_id"),
-            width=f.get_int("width"),
-            height=f.get_int("height"),
-            codec=f.get_str("codec"),
-            payload=payloads[0],
-        )
+        return BackgroundKey(camera, seq, pts, key_id, width, height, codec, payloads[0])
     if kind == KIND_REGIONS:
-        regions = []
-        at = 0
-        for i, obj in enumerate(f.get_list("regions")):
-            region, at = _decode_region(_Fields(obj, f"{f.where} regions[{i}]"), payloads, at)
-            regions.append(region)
-        _expect_payloads("FrameRegions", payloads, at)
-        return FrameRegions(camera=camera, seq=seq, pts=pts, codec_class=f.get_str("codec_class"), regions=regions)
+        return _decode_regions(r, camera, seq, pts, payloads)
     if kind == KIND_FRAME_END:
+        width, height, key_id = r.u16("width"), r.u16("height"), r.u32("key_id")
+        region_counts: dict[str, int] = {}
+        for i in range(r.u8("number of region_counts classes")):
+            name = r.string(f"region_counts class {i}")
+            if name in region_counts:
+                raise r.error(f"region_counts lists class {name!r} twice")
+            region_counts[name] = r.u16(f"region_counts count of {name!r}")
+        r.done()
         _expect_payloads("FrameEnd", payloads, 0)
-        counts = f.get_obj("region_counts")
-        region_counts = {str(k): counts.get_int(k) for k in counts.data}
-        return FrameEnd(
-            camera=camera,
-            seq=seq,
-            pts=pts,
-            width=f.get_int("width"),
-            height=f.get_int("height"),
-            key_id=f.get_int("key_id"),
-            region_counts=region_counts,
-        )
+        return FrameEnd(camera, seq, pts, width, height, key_id, region_counts)
+    r.done()
     _expect_payloads("StreamEnd", payloads, 0)
-    return StreamEnd(camera=camera, seq=seq, pts=pts)
+    return StreamEnd(camera, seq, pts)
 
 
 def decode_packet(parts: Sequence[bytes]) -> Packet:
@@ -330,7 +600,7 @@ def decode_packet(parts: Sequence[bytes]) -> Packet:
     if len(parts) < 2:
         raise StreamError(f"packet has {len(parts)} parts; needs at least a topic and a header")
     try:
-        raw = [p if isinstance(p, bytes) else bytes(p) for p in parts]
+        raw = [p if isinstance(p, bytes) else bytes(memoryview(p)) for p in parts]
     except TypeError:
         raise StreamError("packet parts must be byte strings") from None
     try:
@@ -346,17 +616,13 @@ def decode_packet(parts: Sequence[bytes]) -> Packet:
     if kind not in _KIND_NAMES:
         raise StreamError(f"{topic} packet has unknown kind {kind}")
     body = header[_HEADER.size :]
-    actual = _crc(body, payloads)
+    actual = _crc(header[:2], body, payloads)
     if actual != crc:
         raise StreamError(
             f"checksum mismatch in {topic} packet: header says {crc:08x}, data gives {actual:08x} "
             f"over {len(payloads)} payload parts (corrupted or truncated)"
         )
-    try:
-        signalling = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise StreamError(f"{topic} packet signalling is not valid JSON: {e}") from None
-    packet = _build(kind, _Fields(signalling, f"{topic} {_KIND_NAMES[kind]}"), payloads)
+    packet = _decode_body(kind, _Reader(body, f"{topic} {_KIND_NAMES[kind]}"), payloads)
     try:
         expected = topic_of(packet)
     except StreamError as e:

@@ -1,0 +1,217 @@
+"""End-to-end benchmark: every shared video through encode -> recording -> decode, against x264 on the same frames.
+
+For each video it prints and writes (``out/benchmark.md``):
+- frames and size of the recomposed video (read back from the decoder's output file) against the source;
+- the region stream's kbps (total, background, each class, signalling) and x264's kbps (crf 23, preset medium, the
+  same frames, encoded in this process);
+- person-detection fidelity: YOLO (the detection model ``yolov8n.pt``, not the segmenter the edge uses) on the
+  recomposed frames against YOLO on the original frames, matched one-to-one at IoU >= 0.5: precision, recall, F1.
+
+Usage: .venv/bin/python scripts/benchmark_pipeline.py [--max-frames N] [--videos NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+from surveil.config import load_config  # noqa: E402
+from surveil.encode import run_encode  # noqa: E402
+from surveil.ingest import open_source  # noqa: E402
+from surveil.paths import REPO_ROOT, find_data  # noqa: E402
+from surveil.regions.detector import resolve_detector_weights  # noqa: E402
+from surveil.station.run import run_decode  # noqa: E402
+
+VIDEOS = (
+    "videos/vtest_pets_480x360.mp4",
+    "videos/towncentre_pedestrians_1080p.mp4",
+    "videos/intel_one-by-one-person-detection.mp4",
+    "videos/intel_car-detection.mp4",
+)
+PERSON = 0  # COCO class id
+EVAL_CONF = 0.25
+IOU_MATCH = 0.5
+
+
+@dataclass
+class Fidelity:
+    true_pos: int = 0
+    reference: int = 0  # detections on original frames
+    test: int = 0  # detections on recomposed frames
+
+    @property
+    def precision(self) -> float:
+        return self.true_pos / self.test if self.test else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.true_pos / self.reference if self.reference else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+class PersonDetector:
+    def __init__(self) -> None:
+        from ultralytics import YOLO
+
+        self.model = YOLO(resolve_detector_weights("yolov8n.pt"), task="detect")
+
+    def boxes(self, rgb: np.ndarray) -> np.ndarray:
+        result = self.model.predict(
+            np.ascontiguousarray(rgb[..., ::-1]), conf=EVAL_CONF, classes=[PERSON], verbose=False, device="cpu"
+        )[0]
+        return result.boxes.xyxy.cpu().numpy()
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a[:, None] + area_b[None, :] - inter)
+
+
+def match(reference: np.ndarray, test: np.ndarray) -> int:
+    """True positives of a greedy one-to-one matching by descending IoU, pairs at IoU >= 0.5."""
+    iou = iou_matrix(reference, test)
+    matched = 0
+    while iou.size and iou.max() >= IOU_MATCH:
+        i, j = np.unravel_index(np.argmax(iou), iou.shape)
+        iou[i, :] = -1
+        iou[:, j] = -1
+        matched += 1
+    return matched
+
+
+def x264_kbps(frames: list[np.ndarray], fps: float) -> float:
+    """x264 crf 23 preset medium on these frames, in memory (container overhead not counted)."""
+    height, width = frames[0].shape[:2]
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.time_base = Fraction(1, 1000)
+    codec.framerate = Fraction(fps).limit_denominator(1001)
+    codec.options = {"crf": "23", "preset": "medium"}
+    total = 0
+    for index, rgb in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame.pts = round(index * 1000 / fps)
+        total += sum(p.size for p in codec.encode(frame))
+    total += sum(p.size for p in codec.encode(None))
+    return 8 * total / (len(frames) / fps) / 1000
+
+
+def video_facts(path: Path) -> tuple[int, int, int]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for _ in container.decode(stream))
+        return count, stream.codec_context.width, stream.codec_context.height
+
+
+def benchmark_video(name: str, max_frames: int | None, detector: PersonDetector, out_dir: Path) -> dict:
+    config = load_config(None)
+    source = find_data(name)
+    if source is None:
+        raise SystemExit(f"error: video not found on the data path: {name}")
+    stem = source.stem
+    recording, video = out_dir / f"{stem}.rec", out_dir / f"{stem}.mp4"
+
+    originals: list[np.ndarray] = []
+    reference: dict[int, np.ndarray] = {}
+    with open_source(str(source)) as src:
+        fps = src.fps
+        for frame in src:
+            originals.append(frame.image)
+            reference[frame.seq] = detector.boxes(frame.image)
+            if max_frames is not None and len(originals) >= max_frames:
+                break
+
+    encoded = run_encode(config, str(source), record=recording, max_frames=max_frames)
+    fidelity = Fidelity()
+
+    def score(frame) -> None:  # recomposed frame
+        boxes = detector.boxes(frame.image)
+        ref = reference.get(frame.seq, np.zeros((0, 4)))
+        fidelity.true_pos += match(ref, boxes)
+        fidelity.reference += len(ref)
+        fidelity.test += len(boxes)
+
+    decoded = run_decode(config, str(recording), output=video, on_frame=score)
+    out_frames, out_w, out_h = video_facts(video)
+    baseline = x264_kbps(originals, fps)
+    kbps = encoded.stats.kbps(encoded.media_seconds)
+    total = 8 * encoded.stats.total_bytes / encoded.media_seconds / 1000
+    return {
+        "video": stem,
+        "frames": f"{encoded.frames} -> {out_frames}",
+        "size": f"{originals[0].shape[1]}x{originals[0].shape[0]} -> {out_w}x{out_h}",
+        "same": encoded.frames == out_frames == len(originals) and (out_w, out_h) == originals[0].shape[1::-1],
+        "total_kbps": total,
+        "streams": kbps,
+        "x264_kbps": baseline,
+        "fidelity": fidelity,
+        "encode_fps": encoded.frames / encoded.wall_seconds,
+        "decode_fps": decoded.frames / max(decoded.wall_seconds, 1e-9),
+        "problems": decoded.problems,
+    }
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| video | frames | size | surveil kbps | per stream kbps | x264 crf23 kbps | surveil / x264 | "
+        "person P | person R | person F1 | encode fps | decode fps |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        f = r["fidelity"]
+        streams = ", ".join(f"{k} {v:.1f}" for k, v in r["streams"].items())
+        lines.append(
+            f"| {r['video']} | {r['frames']} | {r['size']} | {r['total_kbps']:.1f} | {streams} | {r['x264_kbps']:.1f} | "
+            f"{r['total_kbps'] / r['x264_kbps']:.2f} | {f.precision:.3f} | {f.recall:.3f} | {f.f1:.3f} "
+            f"({f.true_pos}/{f.reference} ref, {f.test} test) | {r['encode_fps']:.1f} | {r['decode_fps']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-frames", type=int, default=None, help="frames per video (default: all)")
+    parser.add_argument("--videos", nargs="*", default=list(VIDEOS))
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "benchmark")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    detector = PersonDetector()
+    rows = []
+    started = time.monotonic()
+    for name in args.videos:
+        print(f"benchmarking {name} ...", file=sys.stderr, flush=True)
+        rows.append(benchmark_video(name, args.max_frames, detector, args.out))
+        print(table(rows[-1:]), flush=True)
+    text = table(rows)
+    failures = [r["video"] for r in rows if not r["same"] or r["fidelity"].f1 < 0.9 or r["problems"]]
+    text += f"\n\n{len(rows)} videos in {time.monotonic() - started:.0f} s; "
+    text += f"below target (frames/size mismatch, F1 < 0.9 or decode problems): {', '.join(failures) or 'none'}"
+    (args.out.parent / "benchmark.md").write_text(text + "\n")
+    print(text)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

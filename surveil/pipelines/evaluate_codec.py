@@ -1,0 +1,170 @@
+"""Rate-distortion of a class codec against conventional image codecs on the class's held-out crops.
+
+Accounting, the same for every codec: the crop is the masked, centred canvas the edge really sends (``fill``
+outside the object); bits are everything the decoder needs for that canvas (a JPEG/WebP file with its headers; the
+learned codec's entropy-coded strings plus the 4 bytes of latent shape the signalling carries); bpp divides by the
+canvas's pixels; PSNR is measured on the object's pixels only (the fill is never shown). Curves are averaged over
+crops at each quality setting (mean bpp, mean PSNR).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from surveil.codecs.library import decode_canvas, encode_canvases, weight_file
+from surveil.codecs.model import load_codec
+from surveil.errors import SurveilError
+from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT
+from surveil.pipelines.dataset import load_split_with_masks
+
+logger = logging.getLogger(__name__)
+
+LATENT_SHAPE_BYTES = 4
+JPEG_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90)
+WEBP_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90)
+
+
+@dataclass
+class RDPoint:
+    codec: str
+    setting: str
+    bpp: float
+    psnr: float
+    encode_ms: float = 0.0
+    decode_ms: float = 0.0
+
+
+def masked_psnr(original: np.ndarray, decoded: np.ndarray, mask: np.ndarray) -> float:
+    diff = original[mask].astype(np.float64) - decoded[mask].astype(np.float64)
+    mse = float(np.mean(diff**2)) if diff.size else 0.0
+    return 100.0 if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+def _average(codec: str, setting: str, rows: list[tuple[float, float, float, float]]) -> RDPoint:
+    arr = np.array(rows)
+    return RDPoint(codec, setting, *(float(v) for v in arr.mean(axis=0)))
+
+
+def learned_point(path: Path, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
+    codec = load_codec(path)
+    rows = []
+    for rgb, mask in crops:
+        started = time.perf_counter()
+        [(strings, shape)] = encode_canvases(codec, [rgb])
+        encoded = time.perf_counter()
+        decoded = decode_canvas(codec, strings, shape)
+        done = time.perf_counter()
+        bits = 8 * (sum(len(s) for s in strings) + LATENT_SHAPE_BYTES)
+        rows.append((bits / mask.size, masked_psnr(rgb, decoded, mask), 1e3 * (encoded - started), 1e3 * (done - encoded)))
+    return _average("learned", f"{codec.codec_id.codec_class} q{codec.codec_id.quality}", rows)
+
+
+def pillow_point(fmt: str, quality: int, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
+    options = {"JPEG": {"optimize": True}, "WEBP": {"method": 6}}[fmt]
+    rows = []
+    for rgb, mask in crops:
+        buffer = io.BytesIO()
+        started = time.perf_counter()
+        Image.fromarray(rgb).save(buffer, format=fmt, quality=quality, **options)
+        encoded = time.perf_counter()
+        decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+        done = time.perf_counter()
+        rows.append(
+            (8 * buffer.tell() / mask.size, masked_psnr(rgb, decoded, mask), 1e3 * (encoded - started), 1e3 * (done - encoded))
+        )
+    return _average(fmt.lower(), f"q{quality}", rows)
+
+
+def interpolate(curve: list[RDPoint], x: float, *, psnr_at_bpp: bool) -> float | None:
+    """A conventional codec's PSNR at a given bpp (or bpp at a given PSNR), linear in log-bpp; None outside its range."""
+    points = sorted(curve, key=lambda p: p.bpp)
+    log_bpp = np.log([p.bpp for p in points])
+    psnr = np.array([p.psnr for p in points])
+    if psnr_at_bpp:
+        if not log_bpp[0] <= np.log(x) <= log_bpp[-1]:
+            return None
+        return float(np.interp(np.log(x), log_bpp, psnr))
+    order = np.argsort(psnr)
+    if not psnr[order][0] <= x <= psnr[order][-1]:
+        return None
+    return float(np.exp(np.interp(x, psnr[order], log_bpp[order])))
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def comparison_table(learned: list[RDPoint], anchors: dict[str, list[RDPoint]]) -> str:
+    names = list(anchors)
+    head = "| codec | bpp | PSNR (dB) | enc ms | dec ms | " + " | ".join(
+        f"{n.upper()} PSNR at same bpp | {n.upper()} bpp at same PSNR" for n in names
+    ) + " |"
+    lines = [head, "|" + "---|" * (5 + 2 * len(names))]
+    for point in learned:
+        cells = [point.setting, f"{point.bpp:.3f}", f"{point.psnr:.2f}", f"{point.encode_ms:.1f}", f"{point.decode_ms:.1f}"]
+        for name in names:
+            psnr = interpolate(anchors[name], point.bpp, psnr_at_bpp=True)
+            bpp = interpolate(anchors[name], point.psnr, psnr_at_bpp=False)
+            saving = f" ({100 * (1 - point.bpp / bpp):+.0f}% bits)" if bpp else ""
+            cells += [_fmt(psnr, ".2f"), _fmt(bpp, ".3f") + saving.replace("+", "-", 1) if bpp else "n/a"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def anchor_table(anchors: dict[str, list[RDPoint]]) -> str:
+    lines = ["| anchor | setting | bpp | PSNR (dB) |", "|---|---|---|---|"]
+    for name, curve in anchors.items():
+        lines += [f"| {name} | {p.setting} | {p.bpp:.3f} | {p.psnr:.2f} |" for p in curve]
+    return "\n".join(lines)
+
+
+def plot(path: Path, title: str, learned: list[RDPoint], anchors: dict[str, list[RDPoint]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for name, curve in anchors.items():
+        ax.plot([p.bpp for p in curve], [p.psnr for p in curve], "o--", ms=3, label=name.upper())
+    ax.plot([p.bpp for p in learned], [p.psnr for p in learned], "s-", lw=2, label="surveil learned")
+    ax.set_xlabel("bits per canvas pixel")
+    ax.set_ylabel("PSNR on object pixels (dB)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_codec_evaluation(codec_class: str, qualities: list[int], out: Path | None = None) -> str:
+    torch.set_grad_enabled(False)
+    crops = load_split_with_masks(codec_class, "test")
+    paths = [weight_file(PROJECT_WEIGHTS, codec_class, q) for q in qualities]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise SurveilError(f"no trained weights: {', '.join(missing)} (train them with 'surveil train')")
+    learned = [learned_point(p, crops) for p in tqdm(paths, desc=f"{codec_class} learned", unit="quality")]
+    anchors = {
+        "jpeg": [pillow_point("JPEG", q, crops) for q in tqdm(JPEG_QUALITIES, desc="jpeg", unit="quality")],
+        "webp": [pillow_point("WEBP", q, crops) for q in tqdm(WEBP_QUALITIES, desc="webp", unit="quality")],
+    }
+    pixels = sum(mask.size for _, mask in crops)
+    title = f"{codec_class}: {len(crops)} held-out crops, {pixels / len(crops):.0f} canvas pixels on average"
+    text = "\n\n".join([title, comparison_table(learned, anchors), anchor_table(anchors)])
+    target = out or REPO_ROOT / "out" / f"eval_{codec_class}.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text + "\n")
+    plot(target.with_suffix(".png"), title, learned, anchors)
+    return text + f"\n\nwritten to {target} and {target.with_suffix('.png')}"
