@@ -25,12 +25,12 @@ import numpy as np
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from surveil.config import load_config  # noqa: E402
-from surveil.encode import run_encode  # noqa: E402
-from surveil.ingest import open_source  # noqa: E402
-from surveil.paths import REPO_ROOT, find_data  # noqa: E402
-from surveil.regions.detector import resolve_detector_weights  # noqa: E402
-from surveil.station.run import run_decode  # noqa: E402
+from surveil.config import load_config
+from surveil.encode import run_encode
+from surveil.ingest import open_source
+from surveil.paths import REPO_ROOT, find_data
+from surveil.regions.detector import resolve_detector_weights
+from surveil.station.run import run_decode
 
 VIDEOS = (
     "videos/vtest_pets_480x360.mp4",
@@ -183,7 +183,8 @@ def table(rows: list[dict]) -> str:
         f = r["fidelity"]
         streams = ", ".join(f"{k} {v:.1f}" for k, v in r["streams"].items())
         lines.append(
-            f"| {r['video']} | {r['frames']} | {r['size']} | {r['total_kbps']:.1f} | {streams} | {r['x264_kbps']:.1f} | "
+            f"| {r['video']} | {r['frames']} | {r['size']} | {r['total_kbps']:.1f} | {streams} | "
+            f"{r['x264_kbps']:.1f} | "
             f"{r['total_kbps'] / r['x264_kbps']:.2f} | {f.precision:.3f} | {f.recall:.3f} | {f.f1:.3f} "
             f"({f.true_pos}/{f.reference} ref, {f.test} test) | {r['encode_fps']:.1f} | {r['decode_fps']:.1f} |"
         )

@@ -115,4 +115,6 @@ def run_encode(
         sinks.close()
     media_seconds = (last.pts - 0.0 + 1.0 / fps) if last is not None else 0.0
     media_seconds = max(media_seconds, frames / fps if fps else 0.0)
-    return EncodeResult(frames, time.monotonic() - started, media_seconds, sinks.stats, encoder.timer.per_frame_ms(frames))
+    return EncodeResult(
+        frames, time.monotonic() - started, media_seconds, sinks.stats, encoder.timer.per_frame_ms(frames)
+    )

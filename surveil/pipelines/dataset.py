@@ -66,7 +66,9 @@ RECIPES = {
     "generic": DatasetRecipe(
         "generic",
         {
-            "train": SplitRecipe(videos=TRAIN_VIDEOS, whole_images=tuple(f"images/kodak/kodim{i:02d}.png" for i in range(1, 21))),
+            "train": SplitRecipe(
+                videos=TRAIN_VIDEOS, whole_images=tuple(f"images/kodak/kodim{i:02d}.png" for i in range(1, 21))
+            ),
             "test": SplitRecipe(
                 videos=HELD_OUT_VIDEOS,
                 whole_images=tuple(f"images/kodak/kodim{i:02d}.png" for i in range(21, 25)),
@@ -178,7 +180,9 @@ def build_datasets(codec_classes: list[str], config: Config, root: Path = DATASE
     return indexes
 
 
-def load_split_with_masks(codec_class: str, split: str, root: Path = DATASETS_ROOT) -> list[tuple[np.ndarray, np.ndarray]]:
+def load_split_with_masks(
+    codec_class: str, split: str, root: Path = DATASETS_ROOT
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(RGB image, bool object mask) of each image of a built split, sorted by name; whole images are all object."""
     folder = root / codec_class / split
     files = sorted(folder.glob("*.png"))

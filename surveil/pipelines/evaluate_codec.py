@@ -64,7 +64,9 @@ def learned_point(path: Path, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDP
         decoded = decode_canvas(codec, strings, shape)
         done = time.perf_counter()
         bits = 8 * (sum(len(s) for s in strings) + LATENT_SHAPE_BYTES)
-        rows.append((bits / mask.size, masked_psnr(rgb, decoded, mask), 1e3 * (encoded - started), 1e3 * (done - encoded)))
+        rows.append(
+            (bits / mask.size, masked_psnr(rgb, decoded, mask), 1e3 * (encoded - started), 1e3 * (done - encoded))
+        )
     return _average("learned", f"{codec.codec_id.codec_class} q{codec.codec_id.quality}", rows)
 
 
@@ -79,13 +81,18 @@ def pillow_point(fmt: str, quality: int, crops: list[tuple[np.ndarray, np.ndarra
         decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
         done = time.perf_counter()
         rows.append(
-            (8 * buffer.tell() / mask.size, masked_psnr(rgb, decoded, mask), 1e3 * (encoded - started), 1e3 * (done - encoded))
+            (
+                8 * buffer.tell() / mask.size,
+                masked_psnr(rgb, decoded, mask),
+                1e3 * (encoded - started),
+                1e3 * (done - encoded),
+            )
         )
     return _average(fmt.lower(), f"q{quality}", rows)
 
 
 def interpolate(curve: list[RDPoint], x: float, *, psnr_at_bpp: bool) -> float | None:
-    """A conventional codec's PSNR at a given bpp (or bpp at a given PSNR), linear in log-bpp; None outside its range."""
+    """An anchor's PSNR at a given bpp (or bpp at a given PSNR), linear in log-bpp; None outside its range."""
     points = sorted(curve, key=lambda p: p.bpp)
     log_bpp = np.log([p.bpp for p in points])
     psnr = np.array([p.psnr for p in points])
@@ -105,12 +112,20 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def comparison_table(learned: list[RDPoint], anchors: dict[str, list[RDPoint]]) -> str:
     names = list(anchors)
-    head = "| codec | bpp | PSNR (dB) | enc ms | dec ms | " + " | ".join(
-        f"{n.upper()} PSNR at same bpp | {n.upper()} bpp at same PSNR" for n in names
-    ) + " |"
+    head = (
+        "| codec | bpp | PSNR (dB) | enc ms | dec ms | "
+        + " | ".join(f"{n.upper()} PSNR at same bpp | {n.upper()} bpp at same PSNR" for n in names)
+        + " |"
+    )
     lines = [head, "|" + "---|" * (5 + 2 * len(names))]
     for point in learned:
-        cells = [point.setting, f"{point.bpp:.3f}", f"{point.psnr:.2f}", f"{point.encode_ms:.1f}", f"{point.decode_ms:.1f}"]
+        cells = [
+            point.setting,
+            f"{point.bpp:.3f}",
+            f"{point.psnr:.2f}",
+            f"{point.encode_ms:.1f}",
+            f"{point.decode_ms:.1f}",
+        ]
         for name in names:
             psnr = interpolate(anchors[name], point.bpp, psnr_at_bpp=True)
             bpp = interpolate(anchors[name], point.psnr, psnr_at_bpp=False)

@@ -41,6 +41,7 @@ class TrainSettings:
     seed: int = 0
     device: str = "cpu"
     fill: int = 128
+    datasets_root: Path = DATASETS_ROOT
 
 
 class PatchSampler:
@@ -98,7 +99,7 @@ def train(s: TrainSettings) -> Path:
     optimizer = torch.optim.Adam(params, lr=s.lr)
     aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3)
     criterion = RateDistortionLoss(lmbda=s.lmbda)
-    sampler = PatchSampler(load_split(s.dataset or s.codec_class, "train", DATASETS_ROOT), s.patch, s.fill, s.seed)
+    sampler = PatchSampler(load_split(s.dataset or s.codec_class, "train", s.datasets_root), s.patch, s.fill, s.seed)
 
     s.run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = s.run_dir / "checkpoint.pt"

@@ -159,7 +159,9 @@ def run_decode(
                 corrupt += 1
                 logger.warning("skipping corrupt packet: %s", exc)
                 continue
-            stats.add(stream_of_topic(parts[0].decode()), sum(len(p) for p in parts[1:]), len(getattr(packet, "regions", ())))
+            stats.add(
+                stream_of_topic(parts[0].decode()), sum(len(p) for p in parts[1:]), len(getattr(packet, "regions", ()))
+            )
             frame = recomposer.feed(packet)
             if frame is None:
                 if recomposer.all_ended:

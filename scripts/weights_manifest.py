@@ -1,0 +1,55 @@
+"""Write weights/MANIFEST.md: every committed codec with its hash, size, training record and measured RD point.
+
+The RD point is measured here, on the held-out test split of the codec's class (or generic's when the class has
+none), with the accounting of ``surveil eval-codec``. Usage: .venv/bin/python scripts/weights_manifest.py
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from surveil.codecs.model import file_sha256, load_codec
+from surveil.paths import PROJECT_WEIGHTS
+from surveil.pipelines.dataset import DATASETS_ROOT, load_split_with_masks
+from surveil.pipelines.evaluate_codec import learned_point
+
+HEADER = """# Project-trained codec weights
+
+Written by `scripts/weights_manifest.py`; do not edit by hand. Files are fp16 state dicts (integer entropy tables
+kept) loaded by `surveil.codecs.model.load_codec`; a codec's identity on the wire is its architecture, class,
+quality and the first 16 hex digits of the file's sha256. Training: `scripts/train_codecs.sh` (loss
+`lambda * 255^2 * MSE + bpp`, Adam, warm-up then cosine learning rate, batch 8 of 128x128 patches).
+RD points: mean over the held-out test split named in the table (bits per canvas pixel, PSNR on object pixels).
+
+| file | sha256 | size | parameters | arch | class | quality | lambda | steps | initialised from | train data \
+| test data | bpp | PSNR (dB) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+"""
+
+
+def main() -> int:
+    torch.set_grad_enabled(False)
+    rows = []
+    for path in sorted(PROJECT_WEIGHTS.glob("*.pt")):
+        codec = load_codec(path)
+        meta = codec.meta
+        test_class = meta["codec_class"] if (DATASETS_ROOT / meta["codec_class"] / "test").exists() else "generic"
+        point = learned_point(path, load_split_with_masks(test_class, "test"))
+        params = sum(p.numel() for p in codec.model.parameters())
+        init = meta.get("init") or "scratch"
+        rows.append(
+            f"| {path.name} | `{file_sha256(path)}` | {path.stat().st_size / 1e6:.2f} MB | {params / 1e6:.2f} M | "
+            f"{codec.codec_id.arch} | {meta['codec_class']} | {meta['quality']} | {meta['lambda']} | {meta['steps']} | "
+            f"{init.split('/')[-1]} | `{meta.get('dataset', '?')}` | `datasets/{test_class}/test` | "
+            f"{point.bpp:.3f} | {point.psnr:.2f} |"
+        )
+        print(rows[-1], flush=True)
+    (PROJECT_WEIGHTS / "MANIFEST.md").write_text(HEADER + "\n".join(rows) + "\n")
+    print(f"wrote {PROJECT_WEIGHTS / 'MANIFEST.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
