@@ -4,8 +4,8 @@
 # and a run whose weights already exist is skipped.
 # Usage: scripts/train_codecs.sh [generic_steps] [person_steps] [generic_finetune_steps]   (from the repo root)
 set -euo pipefail
-GENERIC_STEPS=${1:-8000}
-PERSON_STEPS=${2:-2000}
+GENERIC_STEPS=${1:-4000}
+PERSON_STEPS=${2:-1500}
 GENERIC_FINETUNE_STEPS=${3:-1200}
 SURVEIL=.venv/bin/surveil
 declare -A LAMBDA=([1]=0.004 [2]=0.013 [3]=0.04)

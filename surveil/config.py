@@ -46,16 +46,22 @@ class CodecConfig:
     quality: int = 2
     weights_dir: str = "weights"  # relative to the repository root
     device: str = "auto"
+    # A region whose pixels the current background key already shows (mean absolute difference under its mask below
+    # this, 0-255) is sent without payload: its signalling only. 0 sends every region's pixels.
+    reuse_key_below: float = 10.0
 
 
 @dataclass
 class BackgroundConfig:
     codec: str = "libx264"
-    crf: int = 30
+    crf: int = 20
     preset: str = "medium"
     refresh_s: float = 10.0  # a new key at least this often (late joiners, lighting drift)
-    change_threshold: float = 6.0  # mean absolute difference (0-255) that forces an early refresh
+    change_threshold: float = 24.0  # a pixel differing from the last key by more than this (0-255) has changed...
+    change_fraction: float = 0.004  # ...and this fraction of changed pixels forces an early refresh
     learning_rate: float = 0.05  # per-frame weight of new background pixels in the running estimate
+    still_frames: int = 30  # pixels unchanged this many frames join the background even under a detection
+    still_level: float = 10.0  # largest frame-to-frame difference (0-255) counted as unchanged
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from surveil.codecs.library import CodecLibrary, encode_canvases
@@ -13,7 +14,7 @@ from surveil.metrics import StageTimer
 from surveil.regions.centring import centre_region
 from surveil.regions.detector import RegionDetector
 from surveil.scene.background import BackgroundModel
-from surveil.scene.coding import encode_picture
+from surveil.scene.coding import decode_picture, encode_picture
 from surveil.types import BackgroundKey, EncodedRegion, Frame, FrameEnd, FrameRegions, Packet, Region, StreamEnd
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ logger = logging.getLogger(__name__)
 class _KeyState:
     key_id: int = -1
     pts: float = float("-inf")
-    picture: np.ndarray | None = None
+    picture: np.ndarray | None = None  # the background estimate the key was made from
+    decoded: np.ndarray | None = None  # what a station sees: the key after coding
     observed_fraction: float = 0.0
 
 
@@ -36,8 +38,10 @@ class EdgeEncoder:
         self.config = config
         self.detector = detector
         self.library = library
-        self.background = BackgroundModel(config.background.learning_rate)
+        settings = config.background
+        self.background = BackgroundModel(settings.learning_rate, settings.still_frames, settings.still_level)
         self.timer = StageTimer()
+        self.regions_from_key = 0  # regions sent without payload because the key already shows them
         self._key = _KeyState()
         self._last: Frame | None = None
 
@@ -80,15 +84,15 @@ class EdgeEncoder:
         newly_observed = self.background.observed_fraction - self._key.observed_fraction
         if newly_observed > 0.02:
             return True
-        picture = self.background.picture()
-        change = float(np.abs(picture.astype(np.int16) - self._key.picture.astype(np.int16)).mean())
-        return change >= settings.change_threshold
+        changed = cv2.absdiff(self.background.picture(), self._key.picture).max(axis=2) > settings.change_threshold
+        return float(changed.mean()) >= settings.change_fraction
 
     def _make_key(self, frame: Frame) -> BackgroundKey:
         settings = self.config.background
         picture = self.background.picture()
         payload = encode_picture(picture, settings.codec, settings.crf, settings.preset)
-        self._key = _KeyState(self._key.key_id + 1, frame.pts, picture, self.background.observed_fraction)
+        decoded = decode_picture(payload, frame.size[0], frame.size[1], settings.codec)
+        self._key = _KeyState(self._key.key_id + 1, frame.pts, picture, decoded, self.background.observed_fraction)
         logger.debug("background key %d at frame %d: %d bytes", self._key.key_id, frame.seq, len(payload))
         return BackgroundKey(
             camera=frame.camera,
@@ -101,6 +105,16 @@ class EdgeEncoder:
             payload=payload,
         )
 
+    def _shown_by_key(self, frame: Frame, region: Region) -> bool:
+        """Whether the current key picture already shows this region's pixels (a parked car, a still bag)."""
+        level = self.config.codec.reuse_key_below
+        if level <= 0 or self._key.decoded is None:
+            return False
+        x0, y0, x1, y1 = region.box
+        now = frame.image[y0:y1, x0:x1][region.mask].astype(np.int16)
+        key = self._key.decoded[y0:y1, x0:x1][region.mask].astype(np.int16)
+        return float(np.abs(now - key).mean()) < level
+
     def _encode_regions(self, frame: Frame, regions: list[Region]) -> dict[str, list[EncodedRegion]]:
         by_codec: dict[str, list[tuple[Region, np.ndarray, object]]] = {}
         for region in regions:
@@ -109,7 +123,10 @@ class EdgeEncoder:
         encoded: dict[str, list[EncodedRegion]] = {}
         for codec_class, items in by_codec.items():
             codec = self.library.codec_for(codec_class)
-            coded = encode_canvases(codec, [canvas for _, canvas, _ in items])
+            from_key = [self._shown_by_key(frame, region) for region, _, _ in items]
+            self.regions_from_key += sum(from_key)
+            sent = iter(encode_canvases(codec, [canvas for (_, canvas, _), k in zip(items, from_key) if not k]))
+            coded = [([], (0, 0)) if k else next(sent) for k in from_key]
             encoded[codec_class] = [
                 EncodedRegion(
                     region_id=region.region_id,

@@ -28,9 +28,11 @@ class EncodeResult:
     media_seconds: float
     stats: StreamStats
     stage_ms: dict[str, float]
+    regions_from_key: int = 0
 
     def summary(self) -> str:
-        return format_summary("encode", self.frames, self.wall_seconds, self.media_seconds, self.stats, self.stage_ms)
+        text = format_summary("encode", self.frames, self.wall_seconds, self.media_seconds, self.stats, self.stage_ms)
+        return text + f"\n  regions shown by the background key (sent without payload): {self.regions_from_key}"
 
 
 def resolve_input(uri: str) -> str:
@@ -115,6 +117,6 @@ def run_encode(
         sinks.close()
     media_seconds = (last.pts - 0.0 + 1.0 / fps) if last is not None else 0.0
     media_seconds = max(media_seconds, frames / fps if fps else 0.0)
-    return EncodeResult(
-        frames, time.monotonic() - started, media_seconds, sinks.stats, encoder.timer.per_frame_ms(frames)
-    )
+    stage_ms = encoder.timer.per_frame_ms(frames)
+    elapsed = time.monotonic() - started
+    return EncodeResult(frames, elapsed, media_seconds, sinks.stats, stage_ms, encoder.regions_from_key)

@@ -1,9 +1,10 @@
-"""Stationary background estimate that ignores detected objects.
+"""Stationary background estimate that ignores moving objects.
 
-Pixels covered by a region never update the estimate. A pixel seen as background for the first time takes that value
-outright; after that it follows an exponential running average. Pixels never yet seen as background (an object has
-stood on them since the start) are filled from their surroundings when a key picture is made, so no object is ever
-baked into the background as a ghost.
+Pixels covered by a detected object do not update the estimate while they move. A pixel that has not changed for
+``still_frames`` frames is background whatever the detector says: a parked car or a left bag joins the background
+(and so the next key picture) instead of being sent as a region in every frame. A pixel seen as background for the
+first time takes that value outright; after that it follows an exponential running average. Pixels never yet seen as
+background are filled from their surroundings when a key picture is made.
 """
 
 from __future__ import annotations
@@ -17,13 +18,19 @@ logger = logging.getLogger(__name__)
 
 
 class BackgroundModel:
-    def __init__(self, learning_rate: float) -> None:
+    def __init__(self, learning_rate: float, still_frames: int = 0, still_level: float = 10.0) -> None:
         self.learning_rate = learning_rate
+        self.still_frames = still_frames  # 0: detected objects never join the background
+        self.still_level = still_level
         self._estimate: np.ndarray | None = None  # float32 HxWx3
         self._observed: np.ndarray | None = None  # bool HxW
+        self._previous: np.ndarray | None = None  # last frame, uint8
+        self._still: np.ndarray | None = None  # frames each pixel has not changed, uint16
 
     def update(self, image: np.ndarray, foreground: np.ndarray) -> None:
-        """Learn from the pixels of ``image`` where ``foreground`` is False."""
+        """Learn from the pixels of ``image`` where ``foreground`` is False or the pixel has long been still."""
+        if self.still_frames > 0:
+            foreground = foreground & ~self._count_still(image)
         if self._estimate is None:
             self._estimate = image.astype(np.float32)
             self._observed = ~foreground
@@ -40,6 +47,16 @@ class BackgroundModel:
             est += self.learning_rate * (image[seen_again].astype(np.float32) - est)
             self._estimate[seen_again] = est
         self._observed |= background
+
+    def _count_still(self, image: np.ndarray) -> np.ndarray:
+        """Update the per-pixel still counters; returns where a pixel has been still for ``still_frames`` frames."""
+        if self._previous is None or self._still is None:
+            self._still = np.zeros(image.shape[:2], np.uint16)
+        else:
+            diff = cv2.absdiff(image, self._previous).max(axis=2)
+            self._still = np.where(diff <= self.still_level, np.minimum(self._still + 1, 60000), 0).astype(np.uint16)
+        self._previous = image.copy()
+        return self._still >= self.still_frames
 
     @property
     def observed_fraction(self) -> float:

@@ -49,6 +49,7 @@ class RecomposedFrame:
                     "mask_pixels": int(r.mask.sum()),
                     "codec": r.codec.key,
                     "bytes": r.payload_bytes,
+                    "from_key": not r.strings,
                 }
                 for r in self.regions
             ],
@@ -105,6 +106,8 @@ class Recomposer:
         regions = [region for group in groups for region in group.regions]
         with self.timer.stage("regions"):
             for region in regions:
+                if not region.strings:  # the key picture already shows it
+                    continue
                 codec = self.library.by_id(region.codec)
                 canvas = decode_canvas(codec, region.strings, region.latent_shape)
                 paste_region(image, region.box, region.mask, uncentre_region(canvas, region.placement))

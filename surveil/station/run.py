@@ -147,6 +147,7 @@ def run_decode(
     first_pts: float | None = None
     last_pts = 0.0
     size: tuple[int, int] | None = None
+    stopped_early = False
     started = time.monotonic()
     if events is not None:
         events.parent.mkdir(parents=True, exist_ok=True)
@@ -186,6 +187,7 @@ def run_decode(
             size = (frame.image.shape[1], frame.image.shape[0])
 
             if max_frames is not None and frames >= max_frames:
+                stopped_early = True
                 break
     finally:
         if held and output is not None:
@@ -198,6 +200,10 @@ def run_decode(
             events_file.close()
         parts_iter.close()
 
+    if not live and not stopped_early and not recomposer.all_ended and not problems:
+        # A cut between two records (the usual result of a killed encoder) leaves no partial record for the reader to
+        # report; only the missing stream end tells.
+        problems.append(f"recording {source} ends without its end-of-stream packet (cut short?)")
     if corrupt:
         problems.append(f"{corrupt} corrupt packets skipped")
     if frames == 0:
