@@ -125,7 +125,8 @@ class EdgeEncoder:
             codec = self.library.codec_for(codec_class)
             from_key = [self._shown_by_key(frame, region) for region, _, _ in items]
             self.regions_from_key += sum(from_key)
-            sent = iter(encode_canvases(codec, [canvas for (_, canvas, _), k in zip(items, from_key) if not k]))
+            to_code = [canvas for (_, canvas, _), k in zip(items, from_key, strict=True) if not k]
+            sent = iter(encode_canvases(codec, to_code))
             coded = [([], (0, 0)) if k else next(sent) for k in from_key]
             encoded[codec_class] = [
                 EncodedRegion(
