@@ -7,6 +7,7 @@ set -euo pipefail
 GENERIC_STEPS=${1:-4000}
 PERSON_STEPS=${2:-1500}
 GENERIC_FINETUNE_STEPS=${3:-1200}
+THREADS=${THREADS:-1}  # one thread: on a shared 2-core machine two threads spin-wait on each other
 SURVEIL=.venv/bin/surveil
 declare -A LAMBDA=([1]=0.004 [2]=0.013 [3]=0.04)
 
@@ -17,7 +18,7 @@ train() {  # class quality steps [extra args]
     echo "weights/${class}_q${q}.pt exists: skipping"
     return
   fi
-  $SURVEIL train --class "$class" --quality "$q" --lambda "${LAMBDA[$q]}" --steps "$steps" "$@"
+  $SURVEIL train --class "$class" --quality "$q" --lambda "${LAMBDA[$q]}" --steps "$steps" --threads "$THREADS" "$@"
 }
 
 train generic 2 "$GENERIC_STEPS"

@@ -73,6 +73,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT
     from surveil.pipelines.train import TrainSettings, train
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = args.out or weight_file(PROJECT_WEIGHTS, args.codec_class, args.quality)
     settings = TrainSettings(
         codec_class=args.codec_class,
@@ -143,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--patch", type=int, default=128)
     tr.add_argument("--lr", type=float, default=3e-4)
     tr.add_argument("--device", default="cpu")
+    tr.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for torch (default: torch's choice; 1 is far faster on a busy machine)")
     tr.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("eval-codec", help="bpp/PSNR of a class codec against JPEG on held-out crops")

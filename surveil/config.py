@@ -143,4 +143,47 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError("config key 'crops.max_side' must be at least 'crops.multiple' (> 0)")
     if not 0 < config.background.learning_rate <= 1:
         raise ConfigError("config key 'background.learning_rate' must be in (0, 1]")
+    _check_values(config)
     return config
+
+
+BACKGROUND_CODECS = ("libx264", "libx265")
+X26X_PRESETS = (
+    *("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
+    *("slow", "slower", "veryslow", "placebo"),
+)
+_BOUNDS: list[tuple[str, float, float | None]] = [  # dotted key, lowest, highest (None: unbounded)
+    ("detector.confidence", 0, 1),
+    ("detector.iou", 0, 1),
+    ("detector.imgsz", 32, None),
+    ("detector.mask_dilate_px", 0, None),
+    ("detector.min_area_px", 0, None),
+    ("crops.fill", 0, 255),
+    ("codec.quality", 1, None),
+    ("codec.reuse_key_below", 0, 255),
+    ("background.crf", 0, 51),
+    ("background.refresh_s", 0, None),
+    ("background.change_threshold", 0, 255),
+    ("background.change_fraction", 0, 1),
+    ("background.still_frames", 0, None),
+    ("background.still_level", 0, 255),
+]
+
+
+def _check_values(config: Config) -> None:
+    """Ranges and choices the types alone do not catch, so a bad value fails here and not mid-stream."""
+    for key, low, high in _BOUNDS:
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value < low or (high is not None and value > high):
+            allowed = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"config key '{key}' must be {allowed}, got {value!r}")
+    for key, value, choices in [
+        ("background.codec", config.background.codec, BACKGROUND_CODECS),
+        ("background.preset", config.background.preset, X26X_PRESETS),
+    ]:
+        if value not in choices:
+            raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}, got {value!r}")
+    for key, name in [("camera", config.camera), *((f"classes.{c}", c) for c in config.classes)]:
+        if not name or "/" in name:  # names travel in topics (<camera>/obj/<class>)
+            raise ConfigError(f"config key '{key}': name {name!r} must be non-empty and contain no '/'")

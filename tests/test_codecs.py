@@ -105,10 +105,13 @@ def test_codec_identity_is_the_file_hash() -> None:
     assert (codec.codec_id.codec_class, codec.codec_id.quality) == ("person", 2)
 
 
-def test_weights_are_fp16_on_disk() -> None:
+def test_parameters_are_fp16_and_bounds_exact_on_disk() -> None:
     state = torch.load(_weights("person_q2.pt"), map_location="cpu", weights_only=True)["state_dict"]
-    floats = [v.dtype for v in state.values() if v.is_floating_point()]
-    assert floats and all(dtype == torch.float16 for dtype in floats)
+    codec = load_codec(_weights("person_q2.pt"))
+    parameters = {name for name, _ in codec.model.named_parameters()}
+    assert parameters and all(state[name].dtype == torch.float16 for name in parameters)
+    bound = state["gaussian_conditional.likelihood_lower_bound.bound"]
+    assert bound.dtype == torch.float32 and float(bound) > 0  # fp16 would flush the 1e-9 floor to zero
 
 
 def test_library_falls_back_to_generic(tmp_path: Path) -> None:

@@ -88,8 +88,13 @@ class LoadedCodec:
 
 
 def save_codec(model: RegionCodecModel, path: Path, meta: dict) -> str:
-    """Write fp16 weights (integer buffers kept) with their metadata; returns the file's sha256."""
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    """Write the learned parameters in fp16 (buffers kept as they are) with metadata; returns the file's sha256.
+
+    Buffers stay in full precision: they include bounds such as the 1e-9 likelihood floor, which fp16 flushes to
+    zero (a model fine-tuned from such a file would meet log(0) and diverge).
+    """
+    parameters = {name for name, _ in model.named_parameters()}
+    state = {k: (v.half() if k in parameters else v) for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"arch": {"n": model.arch.n, "m": model.arch.m}, "meta": meta, "state_dict": state}, path)
     return file_sha256(path)
