@@ -167,8 +167,10 @@ def build_split(recipe: DatasetRecipe, split: str, cutter: CropCutter, out_dir: 
     return index
 
 
-def build_datasets(codec_classes: list[str], config: Config, root: Path = DATASETS_ROOT) -> list[dict]:
-    """Build every split of each class; the detector runs once per source for all of them."""
+def build_datasets(
+    codec_classes: list[str], config: Config, root: Path = DATASETS_ROOT, splits: tuple[str, ...] = ("train", "test")
+) -> list[dict]:
+    """Build the splits of each class; the detector runs once per source for all of them."""
     unknown = [c for c in codec_classes if c not in RECIPES]
     if unknown:
         raise SurveilError(f"no dataset recipe for class '{unknown[0]}' (known: {', '.join(RECIPES)})")
@@ -176,7 +178,8 @@ def build_datasets(codec_classes: list[str], config: Config, root: Path = DATASE
     indexes = []
     for codec_class in codec_classes:
         recipe = RECIPES[codec_class]
-        indexes += [build_split(recipe, split, cutter, root / codec_class / split) for split in recipe.splits]
+        wanted = [split for split in recipe.splits if split in splits]
+        indexes += [build_split(recipe, split, cutter, root / codec_class / split) for split in wanted]
     return indexes
 
 

@@ -22,9 +22,10 @@ from tqdm import tqdm
 
 from surveil.codecs.library import decode_canvas, encode_canvases, weight_file
 from surveil.codecs.model import load_codec
+from surveil.config import load_config
 from surveil.errors import SurveilError
 from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT
-from surveil.pipelines.dataset import load_split_with_masks
+from surveil.pipelines.dataset import DATASETS_ROOT, build_datasets, load_split_with_masks
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,9 @@ def plot(path: Path, title: str, learned: list[RDPoint], anchors: dict[str, list
 
 def run_codec_evaluation(codec_class: str, qualities: list[int], out: Path | None = None) -> str:
     torch.set_grad_enabled(False)
+    if not (DATASETS_ROOT / codec_class / "test" / "index.json").exists():
+        logger.warning("building the held-out %s crops first (datasets/%s/test)", codec_class, codec_class)
+        build_datasets([codec_class], load_config(None), splits=("test",))
     crops = load_split_with_masks(codec_class, "test")
     paths = [weight_file(PROJECT_WEIGHTS, codec_class, q) for q in qualities]
     missing = [str(p) for p in paths if not p.exists()]
