@@ -12,8 +12,8 @@ import torch
 
 from surveil.codecs.model import file_sha256, load_codec
 from surveil.paths import PROJECT_WEIGHTS
-from surveil.pipelines.dataset import DATASETS_ROOT, load_split_with_masks
-from surveil.pipelines.evaluate_codec import learned_point
+from surveil.pipelines.dataset import RECIPES
+from surveil.pipelines.evaluate_codec import held_out_crops, learned_point
 
 HEADER = """# Project-trained codec weights
 
@@ -35,8 +35,8 @@ def main() -> int:
     for path in sorted(PROJECT_WEIGHTS.glob("*.pt")):
         codec = load_codec(path)
         meta = codec.meta
-        test_class = meta["codec_class"] if (DATASETS_ROOT / meta["codec_class"] / "test").exists() else "generic"
-        point = learned_point(path, load_split_with_masks(test_class, "test"))
+        test_class = meta["codec_class"] if meta["codec_class"] in RECIPES else "generic"
+        point = learned_point(path, held_out_crops(test_class))
         params = sum(p.numel() for p in codec.model.parameters())
         init = meta.get("init") or "scratch"
         rows.append(

@@ -164,12 +164,17 @@ def plot(path: Path, title: str, learned: list[RDPoint], anchors: dict[str, list
     plt.close(fig)
 
 
-def run_codec_evaluation(codec_class: str, qualities: list[int], out: Path | None = None) -> str:
-    torch.set_grad_enabled(False)
+def held_out_crops(codec_class: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The class's test split (RGB canvas, object mask), cut first if this checkout has not built it yet."""
     if not (DATASETS_ROOT / codec_class / "test" / "index.json").exists():
         logger.warning("building the held-out %s crops first (datasets/%s/test)", codec_class, codec_class)
         build_datasets([codec_class], load_config(None), splits=("test",))
-    crops = load_split_with_masks(codec_class, "test")
+    return load_split_with_masks(codec_class, "test")
+
+
+def run_codec_evaluation(codec_class: str, qualities: list[int], out: Path | None = None) -> str:
+    torch.set_grad_enabled(False)
+    crops = held_out_crops(codec_class)
     paths = [weight_file(PROJECT_WEIGHTS, codec_class, q) for q in qualities]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
