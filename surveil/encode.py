@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def run_encode(
     max_frames: int | None = None,
     realtime: bool = False,
     wait_subscriber_s: float = 0.0,
-    on_frame: callable | None = None,
+    on_frame: Callable[[Frame], None] | None = None,
 ) -> EncodeResult:
     source_uri = resolve_input(uri)
     detector = RegionDetector(config)

@@ -1,8 +1,8 @@
 """Shared fixtures: the shared test video and a set of deterministic, untrained codec weights with a config using them.
 
-The repository commits no codec weights, so tests that need the whole edge -> station path code regions with
-random-init models (``torch.manual_seed(0)``): the pictures they give back are poor, but the bitstreams, the wire
-format and the error handling are the real ones.
+The error-handling tests code regions with random-init models (``torch.manual_seed(0)``) so they do not depend on
+the committed weights: the pictures they give back are poor, but the bitstreams, the wire format and the error
+handling are the real ones. The tests of the trained codecs live in ``test_codecs.py`` and ``test_station_run.py``.
 """
 
 from __future__ import annotations
