@@ -2,7 +2,8 @@
 
 Accounting, the same for every codec: the crop is the masked, centred canvas the edge really sends (``fill``
 outside the object); bits are everything the decoder needs for that canvas (a JPEG/WebP file with its headers; the
-learned codec's entropy-coded strings plus the 4 bytes of latent shape the signalling carries); bpp divides by the
+learned codec's entropy-coded strings plus the 4 bytes of latent shape the signalling carries; x265 intra's NAL units
+with its parameter sets, without start codes or its informational SEI, as BPG counts them); bpp divides by the
 canvas's pixels; PSNR is measured on the object's pixels only (the fill is never shown). Curves are averaged over
 crops at each quality setting (mean bpp, mean PSNR).
 """
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 LATENT_SHAPE_BYTES = 4
 JPEG_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90)
 WEBP_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90)
+X265_CRFS = (20, 24, 28, 32, 36, 40, 44, 48)
 
 
 @dataclass
@@ -90,6 +92,39 @@ def pillow_point(fmt: str, quality: int, crops: list[tuple[np.ndarray, np.ndarra
             )
         )
     return _average(fmt.lower(), f"q{quality}", rows)
+
+
+def _nal_payload_bytes(annex_b: bytes) -> int:
+    """Bytes of an Annex B stream without its start codes (BPG-style accounting: NAL units only)."""
+    return (
+        len(annex_b)
+        - 4 * annex_b.count(b"\x00\x00\x00\x01")
+        - 3 * (annex_b.count(b"\x00\x00\x01") - annex_b.count(b"\x00\x00\x00\x01"))
+    )
+
+
+def x265_point(crf: int, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
+    """x265 intra (one IDR picture, 4:4:4, preset medium) with its VPS/SPS/PPS counted and no info SEI."""
+    import av
+
+    rows = []
+    for rgb, mask in crops:
+        started = time.perf_counter()
+        encoder = av.CodecContext.create("libx265", "w")
+        encoder.width, encoder.height, encoder.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv444p"
+        encoder.options = {"crf": str(crf), "preset": "medium", "x265-params": "log-level=error:info=0:keyint=1"}
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv444p")
+        data = b"".join(bytes(p) for p in [*encoder.encode(frame), *encoder.encode(None)])
+        encoded = time.perf_counter()
+        decoder = av.CodecContext.create("hevc", "r")
+        picture = [*decoder.decode(av.Packet(data)), *decoder.decode(None)][0]
+        decoded = picture.to_ndarray(format="rgb24")
+        done = time.perf_counter()
+        bits = 8 * _nal_payload_bytes(data)
+        rows.append(
+            (bits / mask.size, masked_psnr(rgb, decoded, mask), 1e3 * (encoded - started), 1e3 * (done - encoded))
+        )
+    return _average("x265", f"crf{crf}", rows)
 
 
 def interpolate(curve: list[RDPoint], x: float, *, psnr_at_bpp: bool) -> float | None:
@@ -183,6 +218,7 @@ def run_codec_evaluation(codec_class: str, qualities: list[int], out: Path | Non
     anchors = {
         "jpeg": [pillow_point("JPEG", q, crops) for q in tqdm(JPEG_QUALITIES, desc="jpeg", unit="quality")],
         "webp": [pillow_point("WEBP", q, crops) for q in tqdm(WEBP_QUALITIES, desc="webp", unit="quality")],
+        "x265": [x265_point(crf, crops) for crf in tqdm(X265_CRFS, desc="x265 intra", unit="crf")],
     }
     pixels = sum(mask.size for _, mask in crops)
     title = f"{codec_class}: {len(crops)} held-out crops, {pixels / len(crops):.0f} canvas pixels on average"
