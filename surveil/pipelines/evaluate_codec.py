@@ -142,6 +142,30 @@ def interpolate(curve: list[RDPoint], x: float, *, psnr_at_bpp: bool) -> float |
     return float(np.exp(np.interp(x, psnr[order], log_bpp[order])))
 
 
+def bd_rate(anchor: list[RDPoint], test: list[RDPoint]) -> float | None:
+    """Bjøntegaard delta rate of ``test`` against ``anchor`` in percent (negative: fewer bits for the same PSNR).
+
+    Log-rate as a monotone piecewise-cubic (PCHIP) function of PSNR for each curve, averaged over the PSNR range both
+    curves cover; None when they do not overlap or a curve has fewer than two points.
+    """
+    from scipy.interpolate import PchipInterpolator
+
+    curves = []
+    for curve in (anchor, test):
+        points = sorted(curve, key=lambda p: p.psnr)
+        psnr = np.array([p.psnr for p in points])
+        if len(points) < 2 or np.any(np.diff(psnr) <= 0):
+            return None
+        curves.append((psnr, PchipInterpolator(psnr, np.log([p.bpp for p in points]))))
+    low = max(curves[0][0][0], curves[1][0][0])
+    high = min(curves[0][0][-1], curves[1][0][-1])
+    if high <= low:
+        return None
+    grid = np.linspace(low, high, 200)
+    mean_log_ratio = float(np.mean(curves[1][1](grid) - curves[0][1](grid)))
+    return 100.0 * (np.exp(mean_log_ratio) - 1.0)
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -222,7 +246,10 @@ def run_codec_evaluation(codec_class: str, qualities: list[int], out: Path | Non
     }
     pixels = sum(mask.size for _, mask in crops)
     title = f"{codec_class}: {len(crops)} held-out crops, {pixels / len(crops):.0f} canvas pixels on average"
-    text = "\n\n".join([title, comparison_table(learned, anchors), anchor_table(anchors)])
+    bd = "BD-rate of the learned codec (PSNR on object pixels): " + ", ".join(
+        f"vs {name.upper()} {_fmt(bd_rate(curve, learned), '+.1f')}%" for name, curve in anchors.items()
+    )
+    text = "\n\n".join([title, comparison_table(learned, anchors), bd, anchor_table(anchors)])
     target = out or REPO_ROOT / "out" / f"eval_{codec_class}.md"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text + "\n")

@@ -1,0 +1,82 @@
+"""Rate-distortion helpers of the codec evaluation: BD-rate, interpolation, accounting of the anchors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from surveil.paths import find_data
+from surveil.pipelines.evaluate_codec import (
+    RDPoint,
+    _nal_payload_bytes,
+    bd_rate,
+    interpolate,
+    masked_psnr,
+    pillow_point,
+    x265_point,
+)
+
+CURVE = [(0.1, 30.0), (0.2, 33.0), (0.4, 36.0), (0.8, 39.0)]
+
+
+def _curve(scale: float = 1.0, shift_db: float = 0.0) -> list[RDPoint]:
+    return [RDPoint("c", f"p{i}", bpp * scale, psnr + shift_db) for i, (bpp, psnr) in enumerate(CURVE)]
+
+
+def test_bd_rate_of_a_uniform_saving() -> None:
+    assert bd_rate(_curve(), _curve(scale=0.8)) == pytest.approx(-20.0)
+    assert bd_rate(_curve(), _curve(scale=1.5)) == pytest.approx(50.0)
+    assert bd_rate(_curve(), _curve()) == pytest.approx(0.0)
+
+
+def test_bd_rate_needs_overlap() -> None:
+    assert bd_rate(_curve(), _curve(shift_db=20.0)) is None
+    assert bd_rate(_curve(), _curve()[:1]) is None
+
+
+def test_interpolate_both_ways_and_refuses_to_extrapolate() -> None:
+    curve = _curve()
+    assert interpolate(curve, 0.2, psnr_at_bpp=True) == pytest.approx(33.0)
+    assert interpolate(curve, np.sqrt(0.1 * 0.2), psnr_at_bpp=True) == pytest.approx(31.5)  # linear in log-bpp
+    assert interpolate(curve, 36.0, psnr_at_bpp=False) == pytest.approx(0.4)
+    assert interpolate(curve, 0.05, psnr_at_bpp=True) is None
+    assert interpolate(curve, 45.0, psnr_at_bpp=False) is None
+
+
+def test_masked_psnr_ignores_pixels_outside_the_mask() -> None:
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0, 0] = 255
+    mask = np.ones((4, 4), bool)
+    mask[0, 0] = False
+    assert masked_psnr(a, b, mask) == 100.0
+    b[1, 1] = 1
+    assert masked_psnr(a, b, mask) == pytest.approx(10 * np.log10(255**2 / (3 / (15 * 3))))
+
+
+def test_start_codes_are_not_counted() -> None:
+    stream = b"\x00\x00\x00\x01" + b"\x40\x01abc" + b"\x00\x00\x01" + b"\x42\x01de"
+    assert _nal_payload_bytes(stream) == 5 + 4
+
+
+@pytest.fixture(scope="module")
+def kodak_crops() -> list[tuple[np.ndarray, np.ndarray]]:
+    import cv2
+
+    path = find_data("images/kodak/kodim23.png")
+    if path is None:
+        pytest.skip("shared data not found: images/kodak")
+    image = cv2.imread(str(path))[..., ::-1]
+    crop = np.ascontiguousarray(image[64:192, 256:320])
+    mask = np.zeros(crop.shape[:2], bool)
+    mask[16:112, 8:56] = True
+    return [(crop, mask)]
+
+
+def test_anchors_trade_rate_for_quality(kodak_crops: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    for low, high in (
+        (pillow_point("JPEG", 20, kodak_crops), pillow_point("JPEG", 80, kodak_crops)),
+        (x265_point(40, kodak_crops), x265_point(24, kodak_crops)),
+    ):
+        assert low.bpp < high.bpp and low.psnr < high.psnr
+        assert 20 < low.psnr < high.psnr < 60
