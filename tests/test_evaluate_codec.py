@@ -9,6 +9,7 @@ from surveil.paths import find_data
 from surveil.pipelines.evaluate_codec import (
     RDPoint,
     _nal_payload_bytes,
+    av1_point,
     bd_rate,
     interpolate,
     masked_psnr,
@@ -77,6 +78,7 @@ def test_anchors_trade_rate_for_quality(kodak_crops: list[tuple[np.ndarray, np.n
     for low, high in (
         (pillow_point("JPEG", 20, kodak_crops), pillow_point("JPEG", 80, kodak_crops)),
         (x265_point(40, kodak_crops), x265_point(24, kodak_crops)),
+        (av1_point(50, kodak_crops), av1_point(24, kodak_crops)),
     ):
         assert low.bpp < high.bpp and low.psnr < high.psnr
         assert 20 < low.psnr < high.psnr < 60

@@ -3,9 +3,9 @@
 Accounting, the same for every codec: the crop is the masked, centred canvas the edge really sends (``fill``
 outside the object); bits are everything the decoder needs for that canvas (a JPEG/WebP file with its headers; the
 learned codec's entropy-coded strings plus the 4 bytes of latent shape the signalling carries; x265 intra's NAL units
-with its parameter sets, without start codes or its informational SEI, as BPG counts them); bpp divides by the
-canvas's pixels; PSNR is measured on the object's pixels only (the fill is never shown). Curves are averaged over
-crops at each quality setting (mean bpp, mean PSNR).
+with its parameter sets, without start codes or its informational SEI, as BPG counts them; SVT-AV1's OBUs in
+still-picture mode); bpp divides by the canvas's pixels; PSNR is measured on the object's pixels only (the fill is
+never shown). Curves are averaged over crops at each quality setting (mean bpp, mean PSNR).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ LATENT_SHAPE_BYTES = 4
 JPEG_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90)
 WEBP_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90)
 X265_CRFS = (20, 24, 28, 32, 36, 40, 44, 48)
+AV1_CRFS = (20, 28, 36, 44, 52, 60)
 
 
 @dataclass
@@ -52,30 +53,36 @@ def masked_psnr(original: np.ndarray, decoded: np.ndarray, mask: np.ndarray) -> 
     return 100.0 if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
-def _average(codec: str, setting: str, rows: list[tuple[float, float, float, float]]) -> RDPoint:
+Row = tuple[float, float, float, float]  # bpp, PSNR, encode ms, decode ms
+
+
+def _row(nbytes: int, rgb: np.ndarray, decoded: np.ndarray, mask: np.ndarray, times: tuple[float, float, float]) -> Row:
+    started, encoded, done = times
+    return 8 * nbytes / mask.size, masked_psnr(rgb, decoded, mask), 1e3 * (encoded - started), 1e3 * (done - encoded)
+
+
+def _average(codec: str, setting: str, rows: list[Row]) -> RDPoint:
     arr = np.array(rows)
     return RDPoint(codec, setting, *(float(v) for v in arr.mean(axis=0)))
 
 
 def learned_point(path: Path, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
     codec = load_codec(path)
-    rows = []
+    rows: list[Row] = []
     for rgb, mask in crops:
         started = time.perf_counter()
         [(strings, shape)] = encode_canvases(codec, [rgb])
         encoded = time.perf_counter()
         decoded = decode_canvas(codec, strings, shape)
         done = time.perf_counter()
-        bits = 8 * (sum(len(s) for s in strings) + LATENT_SHAPE_BYTES)
-        rows.append(
-            (bits / mask.size, masked_psnr(rgb, decoded, mask), 1e3 * (encoded - started), 1e3 * (done - encoded))
-        )
+        nbytes = sum(len(s) for s in strings) + LATENT_SHAPE_BYTES
+        rows.append(_row(nbytes, rgb, decoded, mask, (started, encoded, done)))
     return _average("learned", f"{codec.codec_id.codec_class} q{codec.codec_id.quality}", rows)
 
 
 def pillow_point(fmt: str, quality: int, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
     options = {"JPEG": {"optimize": True}, "WEBP": {"method": 6}}[fmt]
-    rows = []
+    rows: list[Row] = []
     for rgb, mask in crops:
         buffer = io.BytesIO()
         started = time.perf_counter()
@@ -83,14 +90,7 @@ def pillow_point(fmt: str, quality: int, crops: list[tuple[np.ndarray, np.ndarra
         encoded = time.perf_counter()
         decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
         done = time.perf_counter()
-        rows.append(
-            (
-                8 * buffer.tell() / mask.size,
-                masked_psnr(rgb, decoded, mask),
-                1e3 * (encoded - started),
-                1e3 * (done - encoded),
-            )
-        )
+        rows.append(_row(buffer.tell(), rgb, decoded, mask, (started, encoded, done)))
     return _average(fmt.lower(), f"q{quality}", rows)
 
 
@@ -107,7 +107,7 @@ def x265_point(crf: int, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
     """x265 intra (one IDR picture, 4:4:4, preset medium) with its VPS/SPS/PPS counted and no info SEI."""
     import av
 
-    rows = []
+    rows: list[Row] = []
     for rgb, mask in crops:
         started = time.perf_counter()
         encoder = av.CodecContext.create("libx265", "w")
@@ -120,11 +120,32 @@ def x265_point(crf: int, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
         picture = [*decoder.decode(av.Packet(data)), *decoder.decode(None)][0]
         decoded = picture.to_ndarray(format="rgb24")
         done = time.perf_counter()
-        bits = 8 * _nal_payload_bytes(data)
-        rows.append(
-            (bits / mask.size, masked_psnr(rgb, decoded, mask), 1e3 * (encoded - started), 1e3 * (done - encoded))
-        )
+        rows.append(_row(_nal_payload_bytes(data), rgb, decoded, mask, (started, encoded, done)))
     return _average("x265", f"crf{crf}", rows)
+
+
+def av1_point(crf: int, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
+    """SVT-AV1 in still-picture mode (avif=1, 4:2:0, preset 4): every OBU counted, sequence header included."""
+    from fractions import Fraction
+
+    import av
+
+    rows: list[Row] = []
+    for rgb, mask in crops:
+        started = time.perf_counter()
+        encoder = av.CodecContext.create("libsvtav1", "w")
+        encoder.width, encoder.height, encoder.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv420p"
+        encoder.time_base, encoder.framerate = Fraction(1, 25), Fraction(25, 1)  # SVT-AV1 insists on a rate
+        encoder.options = {"crf": str(crf), "preset": "4", "svtav1-params": "avif=1"}
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+        frame.pts = 0
+        data = b"".join(bytes(p) for p in [*encoder.encode(frame), *encoder.encode(None)])
+        encoded = time.perf_counter()
+        decoder = av.CodecContext.create("libdav1d", "r")
+        decoded = [*decoder.decode(av.Packet(data)), *decoder.decode(None)][0].to_ndarray(format="rgb24")
+        done = time.perf_counter()
+        rows.append(_row(len(data), rgb, decoded, mask, (started, encoded, done)))
+    return _average("av1", f"crf{crf}", rows)
 
 
 def interpolate(curve: list[RDPoint], x: float, *, psnr_at_bpp: bool) -> float | None:
@@ -243,6 +264,7 @@ def run_codec_evaluation(codec_class: str, qualities: list[int], out: Path | Non
         "jpeg": [pillow_point("JPEG", q, crops) for q in tqdm(JPEG_QUALITIES, desc="jpeg", unit="quality")],
         "webp": [pillow_point("WEBP", q, crops) for q in tqdm(WEBP_QUALITIES, desc="webp", unit="quality")],
         "x265": [x265_point(crf, crops) for crf in tqdm(X265_CRFS, desc="x265 intra", unit="crf")],
+        "av1": [av1_point(crf, crops) for crf in tqdm(AV1_CRFS, desc="svt-av1 intra", unit="crf")],
     }
     pixels = sum(mask.size for _, mask in crops)
     title = f"{codec_class}: {len(crops)} held-out crops, {pixels / len(crops):.0f} canvas pixels on average"
