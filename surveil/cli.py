@@ -33,6 +33,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         realtime=args.realtime,
         wait_subscriber_s=args.wait_subscriber,
+        progress=sys.stderr.isatty(),
     )
     print(result.summary())
     return 0
@@ -51,6 +52,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         topics=args.topics,
         idle_timeout_s=args.idle_timeout,
+        progress=sys.stderr.isatty(),
     )
     print(result.summary())
     if result.problems:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from surveil.codecs.library import CodecLibrary
 from surveil.config import Config
 from surveil.edge import EdgeEncoder
@@ -92,31 +94,39 @@ def run_encode(
     realtime: bool = False,
     wait_subscriber_s: float = 0.0,
     on_frame: Callable[[Frame], None] | None = None,
+    progress: bool = False,
 ) -> EncodeResult:
+    """Encode ``uri`` until it ends, ``max_frames`` are done or the user interrupts (Ctrl-C still closes cleanly)."""
     source_uri = resolve_input(uri)
     detector = RegionDetector(config)
     encoder = EdgeEncoder(config, detector, build_library(config))
     sinks = PacketSinks(publish, record, wait_subscriber_s)
     frames = 0
+    fps = 0.0
     last: Frame | None = None
     started = time.monotonic()
     try:
         with open_source(source_uri, config.camera, realtime=realtime) as source:
             fps = source.fps
-            for frame in source:
-                for packet in encoder.encode(frame):
-                    sinks.send(packet)
-                if on_frame is not None:
-                    on_frame(frame)
-                frames += 1
-                last = frame
-                if max_frames is not None and frames >= max_frames:
-                    break
+            total = min(filter(None, (source.frame_count, max_frames)), default=None)
+            with tqdm(total=total, disable=not progress, unit="frame", desc="encode", leave=False) as bar:
+                for frame in source:
+                    for packet in encoder.encode(frame):
+                        sinks.send(packet)
+                    if on_frame is not None:
+                        on_frame(frame)
+                    frames += 1
+                    last = frame
+                    bar.update(1)
+                    if max_frames is not None and frames >= max_frames:
+                        break
+    except KeyboardInterrupt:
+        logger.warning("interrupted after %d frames: closing the stream", frames)
     finally:
         for packet in encoder.finish():
             sinks.send(packet)
         sinks.close()
-    media_seconds = (last.pts - 0.0 + 1.0 / fps) if last is not None else 0.0
+    media_seconds = (last.pts + 1.0 / fps) if last is not None and fps else 0.0
     media_seconds = max(media_seconds, frames / fps if fps else 0.0)
     stage_ms = encoder.timer.per_frame_ms(frames)
     elapsed = time.monotonic() - started

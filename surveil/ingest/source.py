@@ -131,6 +131,12 @@ class VideoSource:
         return self._fps
 
     @property
+    def frame_count(self) -> int | None:
+        """Frames the container announces (files only; None when unknown or live)."""
+        count = int(self._stream.frames or 0)
+        return count if count > 0 and not self._is_live else None
+
+    @property
     def is_live(self) -> bool:
         return self._is_live
 

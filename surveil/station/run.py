@@ -11,6 +11,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from tqdm import tqdm
 
 from surveil.config import Config
 from surveil.encode import build_library
@@ -123,6 +124,7 @@ def run_decode(
     topics: list[str] | None = None,
     idle_timeout_s: float = 15.0,
     on_frame: Callable[[RecomposedFrame], None] | None = None,
+    progress: bool = False,
 ) -> DecodeResult:
     """Decode ``source`` (a recording path or a ``tcp://``/``ipc://`` address) into recomposed frames."""
     live = "://" in source
@@ -152,6 +154,7 @@ def run_decode(
     if events is not None:
         events.parent.mkdir(parents=True, exist_ok=True)
         events_file = events.open("w")
+    bar = tqdm(total=max_frames, disable=not progress, unit="frame", desc="decode", leave=False)
     try:
         for parts in parts_iter:
             try:
@@ -184,12 +187,16 @@ def run_decode(
             if on_frame is not None:
                 on_frame(frame)
             frames += 1
+            bar.update(1)
             size = (frame.image.shape[1], frame.image.shape[0])
 
             if max_frames is not None and frames >= max_frames:
                 stopped_early = True
                 break
+    except KeyboardInterrupt:
+        logger.warning("interrupted after %d frames", frames)
     finally:
+        bar.close()
         if held and output is not None:
             writer = writer or VideoWriter(output, DEFAULT_FPS)
             for image in held:
