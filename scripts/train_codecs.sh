@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Train the committed codecs in order: the generic model from scratch, then every other rate point and class
-# fine-tuned from it (transfer learning). Each run resumes from runs/<class>_q<q>/checkpoint.pt if interrupted,
-# and a run whose weights already exist is skipped.
-# Usage: scripts/train_codecs.sh [generic_steps] [person_steps] [generic_finetune_steps]   (from the repo root)
+# Train the committed codecs: the generic model from scratch at the highest rate point (q4), the person codec
+# fine-tuned from it (transfer learning), then each lower rate point fine-tuned from the one above it, for both.
+# The two chains are independent and run side by side, one CPU thread each. Each run resumes from
+# runs/<class>_q<q>/checkpoint.pt if interrupted; a run whose weights already exist is skipped.
+# Lambdas per quality: surveil/codecs/library.py QUALITY_LAMBDAS (CompressAI's q1-q4).
+# Usage: scripts/train_codecs.sh [generic_steps] [finetune_steps]   (from the repository root)
 set -euo pipefail
 GENERIC_STEPS=${1:-4000}
-PERSON_STEPS=${2:-1500}
-GENERIC_FINETUNE_STEPS=${3:-1200}
-THREADS=${THREADS:-1}  # one thread: on a shared 2-core machine two threads spin-wait on each other
+FINETUNE_STEPS=${2:-2000}
+THREADS=${THREADS:-1}  # one thread per run: on a shared 2-core machine two threads spin-wait on each other
 SURVEIL=.venv/bin/surveil
-declare -A LAMBDA=([1]=0.004 [2]=0.013 [3]=0.04)
 
 train() {  # class quality steps [extra args]
   local class=$1 q=$2 steps=$3
@@ -18,13 +18,18 @@ train() {  # class quality steps [extra args]
     echo "weights/${class}_q${q}.pt exists: skipping"
     return
   fi
-  $SURVEIL train --class "$class" --quality "$q" --lambda "${LAMBDA[$q]}" --steps "$steps" --threads "$THREADS" "$@"
+  $SURVEIL train --class "$class" --quality "$q" --steps "$steps" --threads "$THREADS" "$@"
 }
 
-train generic 2 "$GENERIC_STEPS"
-for q in 2 1 3; do
-  train person "$q" "$PERSON_STEPS" --init weights/generic_q2.pt --lr 1e-4
-done
-for q in 1 3; do
-  train generic "$q" "$GENERIC_FINETUNE_STEPS" --init weights/generic_q2.pt --lr 1e-4
-done
+chain() {  # class: q3, q2, q1 each fine-tuned from the rate point above
+  local class=$1
+  for q in 3 2 1; do
+    train "$class" "$q" "$FINETUNE_STEPS" --init "weights/${class}_q$((q + 1)).pt" --lr 1e-4
+  done
+}
+
+train generic 4 "$GENERIC_STEPS"
+train person 4 "$FINETUNE_STEPS" --init weights/generic_q4.pt --lr 2e-4
+chain generic &
+chain person
+wait

@@ -71,7 +71,7 @@ def _cmd_build_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from surveil.codecs.library import weight_file
+    from surveil.codecs.library import QUALITY_LAMBDAS, weight_file
     from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT
     from surveil.pipelines.train import TrainSettings, train
 
@@ -80,10 +80,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     out = args.out or weight_file(PROJECT_WEIGHTS, args.codec_class, args.quality)
+    lmbda = args.lmbda if args.lmbda is not None else QUALITY_LAMBDAS.get(args.quality)
+    if lmbda is None:
+        raise SurveilError(f"quality {args.quality} has no default lambda: give --lambda")
     settings = TrainSettings(
         codec_class=args.codec_class,
         quality=args.quality,
-        lmbda=args.lmbda,
+        lmbda=lmbda,
         steps=args.steps,
         out=out,
         run_dir=args.run_dir or REPO_ROOT / "runs" / f"{args.codec_class}_q{args.quality}",
@@ -139,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a region codec (resumes from its run folder)")
     tr.add_argument("--class", dest="codec_class", required=True)
     tr.add_argument("--quality", type=int, required=True)
-    tr.add_argument("--lambda", dest="lmbda", type=float, required=True)
+    tr.add_argument("--lambda", dest="lmbda", type=float, default=None,
+                    help="rate-distortion trade-off (default: the quality's, see codecs/library.py QUALITY_LAMBDAS)")
     tr.add_argument("--steps", type=int, required=True)
     tr.add_argument("--init", type=Path, default=None, help="weights to fine-tune from")
     tr.add_argument("--dataset", default=None, help="dataset class folder (default: --class)")

@@ -19,6 +19,8 @@ from surveil.types import CodecId
 logger = logging.getLogger(__name__)
 
 FALLBACK_CLASS = "generic"
+# Rate points, as in CompressAI's model zoo: quality -> lambda of the training loss lambda * 255^2 * MSE + bpp.
+QUALITY_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
 
 
 def weight_file(weights_dir: Path, codec_class: str, quality: int) -> Path:

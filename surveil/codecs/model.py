@@ -23,6 +23,7 @@ from surveil.types import CodecId
 logger = logging.getLogger(__name__)
 
 ARCH_FAMILY = "msh"  # mean-scale hyperprior
+_NOT_LEARNED = ("_h_s_exact.",)  # derived at load time; files written before it left the module tree still carry it
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,9 @@ class RegionCodecModel(MeanScaleHyperprior):
     def prepare_for_coding(self) -> None:
         """Rebuild entropy tables and the float64 CPU copy of ``h_s``; call after training or loading."""
         self.update(force=True)
-        self._h_s_exact = copy.deepcopy(self.h_s).to(device="cpu", dtype=torch.float64).eval()
+        exact = copy.deepcopy(self.h_s).to(device="cpu", dtype=torch.float64).eval()
+        # Kept out of the module tree: not a learned part, never in a state dict, never moved to another device.
+        object.__setattr__(self, "_h_s_exact", exact)
 
     def _entropy_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self._h_s_exact is None:
@@ -108,7 +111,8 @@ def load_codec(path: Path, device: str = "cpu") -> LoadedCodec:
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     arch = CodecArch(**checkpoint["arch"])
     model = RegionCodecModel(arch)
-    model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in checkpoint["state_dict"].items()})
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in checkpoint["state_dict"].items()}
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith(_NOT_LEARNED)})
     model.eval()
     model.prepare_for_coding()
     model.to(device)
