@@ -43,7 +43,7 @@ class CropConfig:
 
 @dataclass
 class CodecConfig:
-    quality: int = 2
+    quality: int = 3  # rate point 1 (fewest bits) to 4, see codecs/library.py QUALITY_LAMBDAS
     weights_dir: str = "weights"  # relative to the repository root
     device: str = "auto"
     # A region whose pixels the current background key already shows (mean absolute difference under its mask below

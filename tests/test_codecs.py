@@ -24,7 +24,8 @@ from surveil.regions.centring import centre_region
 # Pinned outputs of the committed weights on the crop below. A change means the weights, CompressAI's entropy
 # coder or the model's coding path changed: streams recorded before would no longer decode the same.
 GOLDEN = {
-    "person_q2.pt": {"bitstream_md5": "TBD", "decoded_md5": "TBD"},
+    "person_q3.pt": {"bitstream_md5": "TBD", "decoded_md5": "TBD"},
+    "generic_q3.pt": {"bitstream_md5": "TBD", "decoded_md5": "TBD"},
 }
 
 
@@ -66,7 +67,7 @@ def test_golden_bitstream_and_decode(name: str, crop: np.ndarray) -> None:
 
 def test_batched_encode_equals_single(crop: np.ndarray) -> None:
     """Regions of one size share a forward pass; each one's bitstream must not depend on its batch-mates."""
-    codec = load_codec(_weights("person_q2.pt"))
+    codec = load_codec(_weights("person_q3.pt"))
     other = np.ascontiguousarray(crop[::-1])
     batched = encode_canvases(codec, [crop, other])
     assert batched[0] == encode_canvases(codec, [crop])[0]
@@ -87,7 +88,7 @@ print(hashlib.md5(decode_canvas(codec, strings, tuple(job["shape"])).tobytes()).
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_decode_is_bit_exact_in_another_process(crop: np.ndarray, threads: int) -> None:
-    weights = _weights("person_q2.pt")
+    weights = _weights("person_q3.pt")
     codec = load_codec(weights)
     [(strings, shape)] = encode_canvases(codec, [crop])
     here = _md5(decode_canvas(codec, strings, shape).tobytes())
@@ -99,15 +100,15 @@ def test_decode_is_bit_exact_in_another_process(crop: np.ndarray, threads: int) 
 
 
 def test_codec_identity_is_the_file_hash() -> None:
-    path = _weights("person_q2.pt")
+    path = _weights("person_q3.pt")
     codec = load_codec(path)
     assert codec.codec_id.weights_sha == file_sha256(path)[:16]
-    assert (codec.codec_id.codec_class, codec.codec_id.quality) == ("person", 2)
+    assert (codec.codec_id.codec_class, codec.codec_id.quality) == ("person", 3)
 
 
 def test_parameters_are_fp16_and_bounds_exact_on_disk() -> None:
-    state = torch.load(_weights("person_q2.pt"), map_location="cpu", weights_only=True)["state_dict"]
-    codec = load_codec(_weights("person_q2.pt"))
+    state = torch.load(_weights("person_q3.pt"), map_location="cpu", weights_only=True)["state_dict"]
+    codec = load_codec(_weights("person_q3.pt"))
     parameters = {name for name, _ in codec.model.named_parameters()}
     assert parameters and all(state[name].dtype == torch.float16 for name in parameters)
     bound = state["gaussian_conditional.likelihood_lower_bound.bound"]
@@ -115,14 +116,14 @@ def test_parameters_are_fp16_and_bounds_exact_on_disk() -> None:
 
 
 def test_library_falls_back_to_generic(tmp_path: Path) -> None:
-    library = CodecLibrary(PROJECT_WEIGHTS, quality=2)
+    library = CodecLibrary(PROJECT_WEIGHTS, quality=3)
     assert library.codec_for("person").codec_id.codec_class == "person"
     assert library.codec_for("bag").codec_id.codec_class == "generic"  # no bag codec trained yet
-    assert weight_file(PROJECT_WEIGHTS, "bag", 2).name == "bag_q2.pt"
+    assert weight_file(PROJECT_WEIGHTS, "bag", 3).name == "bag_q3.pt"
 
 
 def test_unknown_codec_identity_is_a_clear_error() -> None:
-    library = CodecLibrary(PROJECT_WEIGHTS, quality=2)
+    library = CodecLibrary(PROJECT_WEIGHTS, quality=3)
     known = library.codec_for("person").codec_id
     with pytest.raises(CodecMismatchError, match="no decoder for codec"):
         library.by_id(replace(known, weights_sha="0123456789abcdef"))

@@ -17,6 +17,7 @@ from compressai.losses import RateDistortionLoss
 from tqdm import tqdm
 
 from surveil.codecs.model import CodecArch, RegionCodecModel, load_codec, save_codec
+from surveil.errors import SurveilError
 from surveil.pipelines.dataset import DATASETS_ROOT, load_split
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,11 @@ def train(s: TrainSettings) -> Path:
         aux_optimizer.zero_grad()
         out = model(x)
         loss = criterion(out, x)
+        if not torch.isfinite(loss["loss"]):
+            raise SurveilError(
+                f"training diverged at step {step} (loss {loss['loss'].item()}); the last good checkpoint is "
+                f"{checkpoint_path} - lower --lr, or check the --init weights"
+            )
         loss["loss"].backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
