@@ -24,8 +24,14 @@ from surveil.regions.centring import centre_region
 # Pinned outputs of the committed weights on the crop below. A change means the weights, CompressAI's entropy
 # coder or the model's coding path changed: streams recorded before would no longer decode the same.
 GOLDEN = {
-    "person_q3.pt": {"bitstream_md5": "TBD", "decoded_md5": "TBD"},
-    "generic_q3.pt": {"bitstream_md5": "TBD", "decoded_md5": "TBD"},
+    "person_q3.pt": {
+        "bitstream_md5": "3c9e985bb59f072349d4c6384996dc18",
+        "decoded_md5": "4f831eb228258668c90bf0f24c4a4917",
+    },
+    "generic_q3.pt": {
+        "bitstream_md5": "b35681d5d5191556ae7d090b47b4edc3",
+        "decoded_md5": "1f93f3c09afde39fb3dcb254b327d724",
+    },
 }
 
 

@@ -3,7 +3,10 @@
 The entropy parameters (scales and means of the Gaussian conditional) come from the hyper-synthesis ``h_s``. If the
 encoder and the decoder compute them with different kernels (GPU against CPU, batch of 8 against batch of 1), a
 scale can cross a table boundary and the decoder reads garbage. Here ``h_s`` runs in float64 on the CPU, one region at
-a time, at both ends; it works on the hyper-latent (1/64 of the pixels), so this costs little.
+a time, at both ends; it works on the hyper-latent (1/64 of the pixels), so this costs little. The synthesis ``g_s``
+runs on one CPU thread, so the decoded pixels do not depend on the process's thread count either (tested by golden
+md5s). Across machines whose CPUs pick other convolution kernels the entropy decoding stays exact and a decoded pixel
+may differ by a rounding step; nothing is predicted from decoded regions, so no such difference can drift.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +84,25 @@ class RegionCodecModel(MeanScaleHyperprior):
         scales_hat, means_hat = self._entropy_params(z_hat)
         indexes = self.gaussian_conditional.build_indexes(scales_hat)
         y_hat = self.gaussian_conditional.decompress(strings[0], indexes, dtype=torch.float64, means=means_hat)
-        x_hat = self.g_s(y_hat.to(device=self.device_name, dtype=torch.float32)).clamp_(0, 1)
+        y_hat = y_hat.to(device=self.device_name, dtype=torch.float32)
+        with _single_threaded(self.device_name == "cpu"):
+            x_hat = self.g_s(y_hat).clamp_(0, 1)
         return {"x_hat": x_hat}
+
+
+@contextmanager
+def _single_threaded(active: bool) -> Iterator[None]:
+    """Run the synthesis on one CPU thread: the sums in its convolutions then add up in one order whatever
+    ``torch.get_num_threads()`` the process has, so every station decodes the same pixels."""
+    if not active:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass
