@@ -192,13 +192,12 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def comparison_table(learned: list[RDPoint], anchors: dict[str, list[RDPoint]]) -> str:
+    """Each learned rate point against each anchor: the anchor's bpp for the same PSNR, and the learned codec's bits
+    relative to it (negative: the learned codec needs fewer). "below range" means the anchor cannot go that low in
+    PSNR at any setting tried (it spends more bits than its lowest setting even there); "above range" the reverse."""
     names = list(anchors)
-    head = (
-        "| codec | bpp | PSNR (dB) | enc ms | dec ms | "
-        + " | ".join(f"{n.upper()} PSNR at same bpp | {n.upper()} bpp at same PSNR" for n in names)
-        + " |"
-    )
-    lines = [head, "|" + "---|" * (5 + 2 * len(names))]
+    head = "| codec | bpp | PSNR (dB) | enc ms | dec ms | " + " | ".join(f"{n} bpp at same PSNR" for n in names) + " |"
+    lines = [head, "|" + "---|" * (5 + len(names))]
     for point in learned:
         cells = [
             point.setting,
@@ -208,10 +207,12 @@ def comparison_table(learned: list[RDPoint], anchors: dict[str, list[RDPoint]]) 
             f"{point.decode_ms:.1f}",
         ]
         for name in names:
-            psnr = interpolate(anchors[name], point.bpp, psnr_at_bpp=True)
             bpp = interpolate(anchors[name], point.psnr, psnr_at_bpp=False)
-            saving = f" ({100 * (1 - point.bpp / bpp):+.0f}% bits)" if bpp else ""
-            cells += [_fmt(psnr, ".2f"), _fmt(bpp, ".3f") + saving.replace("+", "-", 1) if bpp else "n/a"]
+            if bpp is not None:
+                cells.append(f"{bpp:.3f} ({100 * (point.bpp / bpp - 1):+.0f}% bits)")
+            else:
+                lowest = min(anchors[name], key=lambda p: p.psnr)
+                cells.append("below range" if point.psnr < lowest.psnr else "above range")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -231,8 +232,16 @@ def plot(path: Path, title: str, learned: list[RDPoint], anchors: dict[str, list
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for name, curve in anchors.items():
-        ax.plot([p.bpp for p in curve], [p.psnr for p in curve], "o--", ms=3, label=name.upper())
-    ax.plot([p.bpp for p in learned], [p.psnr for p in learned], "s-", lw=2, label="surveil learned")
+        style = "s-" if name == "generic" else "o--"
+        ax.plot([p.bpp for p in curve], [p.psnr for p in curve], style, ms=3, label=name)
+    ax.plot(
+        [p.bpp for p in learned],
+        [p.psnr for p in learned],
+        "s-",
+        lw=2,
+        label=f"surveil {learned[0].setting.split()[0]}",
+    )
+    ax.set_xscale("log")
     ax.set_xlabel("bits per canvas pixel")
     ax.set_ylabel("PSNR on object pixels (dB)")
     ax.set_title(title)
@@ -260,7 +269,11 @@ def run_codec_evaluation(codec_class: str, qualities: list[int], out: Path | Non
     if missing:
         raise SurveilError(f"no trained weights: {', '.join(missing)} (train them with 'surveil train')")
     learned = [learned_point(p, crops) for p in tqdm(paths, desc=f"{codec_class} learned", unit="quality")]
-    anchors = {
+    anchors: dict[str, list[RDPoint]] = {}
+    generic = [weight_file(PROJECT_WEIGHTS, "generic", q) for q in qualities]
+    if codec_class != "generic" and all(p.exists() for p in generic):
+        anchors["generic"] = [learned_point(p, crops) for p in tqdm(generic, desc="generic learned", unit="quality")]
+    anchors |= {
         "jpeg": [pillow_point("JPEG", q, crops) for q in tqdm(JPEG_QUALITIES, desc="jpeg", unit="quality")],
         "webp": [pillow_point("WEBP", q, crops) for q in tqdm(WEBP_QUALITIES, desc="webp", unit="quality")],
         "x265": [x265_point(crf, crops) for crf in tqdm(X265_CRFS, desc="x265 intra", unit="crf")],
@@ -269,7 +282,7 @@ def run_codec_evaluation(codec_class: str, qualities: list[int], out: Path | Non
     pixels = sum(mask.size for _, mask in crops)
     title = f"{codec_class}: {len(crops)} held-out crops, {pixels / len(crops):.0f} canvas pixels on average"
     bd = "BD-rate of the learned codec (PSNR on object pixels): " + ", ".join(
-        f"vs {name.upper()} {_fmt(bd_rate(curve, learned), '+.1f')}%" for name, curve in anchors.items()
+        f"vs {name} {_fmt(bd_rate(curve, learned), '+.1f')}%" for name, curve in anchors.items()
     )
     text = "\n\n".join([title, comparison_table(learned, anchors), bd, anchor_table(anchors)])
     target = out or REPO_ROOT / "out" / f"eval_{codec_class}.md"
