@@ -126,10 +126,12 @@ def x265_point(crf: int, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
 
 def av1_point(crf: int, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
     """SVT-AV1 in still-picture mode (avif=1, 4:2:0, preset 4): every OBU counted, sequence header included."""
+    import os
     from fractions import Fraction
 
     import av
 
+    os.environ.setdefault("SVT_LOG", "1")  # errors only: SVT-AV1 prints its whole configuration per picture otherwise
     rows: list[Row] = []
     for rgb, mask in crops:
         started = time.perf_counter()
