@@ -96,6 +96,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         patch=args.patch,
         lr=args.lr,
         device=args.device,
+        object_loss=not args.whole_patch_loss,
     )
     print(f"wrote {train(settings)}")
     return 0
@@ -108,6 +109,16 @@ def _cmd_eval_codec(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="surveil", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -118,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(enc)
     enc.add_argument("--publish", help="ZeroMQ address to publish on, e.g. tcp://127.0.0.1:5555")
     enc.add_argument("--record", type=Path, help="recording file to write")
-    enc.add_argument("--max-frames", type=int, default=None)
+    enc.add_argument("--max-frames", type=_positive_int, default=None)
     enc.add_argument("--realtime", action="store_true", help="pace a file replay at its frame rate")
     enc.add_argument("--wait-subscriber", type=float, default=0.0, metavar="SECONDS",
                      help="with --publish: wait up to this long for a subscriber before the first frame")
@@ -128,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--input", required=True, help="recording file or ZeroMQ address (tcp://host:port)")
     dec.add_argument("--output", type=Path, required=True, help="recomposed video to write (.mp4)")
     dec.add_argument("--events", type=Path, default=None, help="per-frame JSON lines")
-    dec.add_argument("--max-frames", type=int, default=None)
+    dec.add_argument("--max-frames", type=_positive_int, default=None)
     dec.add_argument("--topics", nargs="*", default=None, help="topic prefixes to subscribe to (default: all)")
     dec.add_argument("--idle-timeout", type=float, default=15.0, help="live input: stop after this long silent")
     _add_config(dec)
@@ -153,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--patch", type=int, default=128)
     tr.add_argument("--lr", type=float, default=3e-4)
     tr.add_argument("--device", default="cpu")
+    tr.add_argument("--whole-patch-loss", action="store_true",
+                    help="judge distortion on every pixel, fill included (default: the object's pixels only)")
     tr.add_argument("--threads", type=int, default=None,
                     help="CPU threads for torch (default: torch's choice; 1 is far faster on a busy machine)")
     tr.set_defaults(func=_cmd_train)

@@ -139,8 +139,10 @@ def load_config(path: str | Path | None = None) -> Config:
     if not isinstance(values, dict):
         raise ConfigError(f"config {path} must be a mapping of keys to values")
     config = _build(Config, values)
-    if config.crops.max_side < config.crops.multiple or config.crops.multiple <= 0:
-        raise ConfigError("config key 'crops.max_side' must be at least 'crops.multiple' (> 0)")
+    if config.crops.multiple <= 0 or config.crops.multiple % 64:
+        raise ConfigError("config key 'crops.multiple' must be a positive multiple of 64 (the codecs' total stride)")
+    if config.crops.max_side < config.crops.multiple:
+        raise ConfigError("config key 'crops.max_side' must be at least 'crops.multiple'")
     if not 0 < config.background.learning_rate <= 1:
         raise ConfigError("config key 'background.learning_rate' must be in (0, 1]")
     _check_values(config)

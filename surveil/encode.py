@@ -10,14 +10,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from surveil.codecs.library import CodecLibrary
+from surveil.codecs.library import build_library
 from surveil.config import Config
 from surveil.edge import EdgeEncoder
 from surveil.errors import SurveilError
 from surveil.ingest import open_source
 from surveil.metrics import StreamStats, format_summary, stream_of_topic
-from surveil.paths import REPO_ROOT, find_data
-from surveil.regions.detector import RegionDetector, resolve_device
+from surveil.paths import find_data
+from surveil.regions.detector import RegionDetector
 from surveil.stream import RecordingWriter, encode_packet
 from surveil.types import Frame, Packet
 
@@ -48,26 +48,24 @@ def resolve_input(uri: str) -> str:
     return str(found)
 
 
-def build_library(config: Config) -> CodecLibrary:
-    weights_dir = Path(config.codec.weights_dir)
-    if not weights_dir.is_absolute():
-        weights_dir = REPO_ROOT / weights_dir
-    return CodecLibrary(weights_dir, config.codec.quality, resolve_device(config.codec.device))
-
-
 class PacketSinks:
     """Where encoded packets go: a publisher, a recording, and the byte counters."""
 
     def __init__(self, publish: str | None, record: Path | None, wait_subscriber_s: float) -> None:
         self.stats = StreamStats()
         self.publisher = None
-        self.recording = RecordingWriter(record) if record else None
-        if publish:
+        if publish:  # bound before the recording is created, so a bad address leaves no empty recording behind
             from surveil.stream.transport import Publisher
 
             self.publisher = Publisher(publish)
-            if wait_subscriber_s > 0 and not self.publisher.wait_for_subscriber(wait_subscriber_s):
-                logger.warning("no subscriber after %.1f s on %s; publishing anyway", wait_subscriber_s, publish)
+        try:
+            self.recording = RecordingWriter(record) if record else None
+        except BaseException:
+            self.close()
+            raise
+        waited = self.publisher is not None and wait_subscriber_s > 0
+        if waited and not self.publisher.wait_for_subscriber(wait_subscriber_s):
+            logger.warning("no subscriber after %.1f s on %s; publishing anyway", wait_subscriber_s, publish)
 
     def send(self, packet: Packet) -> None:
         parts = encode_packet(packet)
@@ -79,10 +77,12 @@ class PacketSinks:
             self.recording.write(parts)
 
     def close(self) -> None:
-        if self.recording is not None:
-            self.recording.close()
-        if self.publisher is not None:
-            self.publisher.close()
+        try:
+            if getattr(self, "recording", None) is not None:
+                self.recording.close()
+        finally:
+            if self.publisher is not None:
+                self.publisher.close()
 
 
 def run_encode(
@@ -100,13 +100,14 @@ def run_encode(
     source_uri = resolve_input(uri)
     detector = RegionDetector(config)
     encoder = EdgeEncoder(config, detector, build_library(config))
-    sinks = PacketSinks(publish, record, wait_subscriber_s)
     frames = 0
     fps = 0.0
     last: Frame | None = None
     started = time.monotonic()
-    try:
-        with open_source(source_uri, config.camera, realtime=realtime) as source:
+    # The source opens first: a camera that does not answer leaves an earlier recording of the same name alone.
+    with open_source(source_uri, config.camera, realtime=realtime) as source:
+        sinks = PacketSinks(publish, record, wait_subscriber_s)
+        try:
             fps = source.fps
             total = min(filter(None, (source.frame_count, max_frames)), default=None)
             with tqdm(total=total, disable=not progress, unit="frame", desc="encode", leave=False) as bar:
@@ -120,12 +121,14 @@ def run_encode(
                     bar.update(1)
                     if max_frames is not None and frames >= max_frames:
                         break
-    except KeyboardInterrupt:
-        logger.warning("interrupted after %d frames: closing the stream", frames)
-    finally:
-        for packet in encoder.finish():
-            sinks.send(packet)
-        sinks.close()
+        except KeyboardInterrupt:
+            logger.warning("interrupted after %d frames: closing the stream", frames)
+        finally:
+            try:
+                for packet in encoder.finish():
+                    sinks.send(packet)
+            finally:
+                sinks.close()
     media_seconds = (last.pts + 1.0 / fps) if last is not None and fps else 0.0
     media_seconds = max(media_seconds, frames / fps if fps else 0.0)
     stage_ms = encoder.timer.per_frame_ms(frames)

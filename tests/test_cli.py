@@ -252,6 +252,14 @@ def cli_runs(
     unknown_key = work / "unknown_key.yaml"
     unknown_key.write_text(untrained_codec_config.read_text() + "\nbackground_codec: libx265\n")
 
+    corrupt_weights = work / "corrupt_weights"
+    corrupt_weights.mkdir()
+    corrupt_config = work / "corrupt_weights.yaml"
+    values = yaml.safe_load(untrained_codec_config.read_text())
+    values["codec"]["weights_dir"] = str(corrupt_weights)
+    (corrupt_weights / f"generic_q{values['codec']['quality']}.pt").write_bytes(b"PK\x03\x04 not a torch file")
+    corrupt_config.write_text(yaml.safe_dump(values))
+
     def encode(source: str, cfg: str = config) -> list[str]:
         return ["encode", "--config", cfg, "--input", source, "--record", str(work / "out.rec")]
 
@@ -271,6 +279,9 @@ def cli_runs(
         "unknown_key": encode(str(vtest), str(unknown_key)),
         "decode_missing": decode(work / "no_such.rec", "decode_missing"),
         "decode_not_recording": decode(vtest, "decode_not_recording"),
+        "decode_bad_output": ["decode", "--config", config, "--input", str(truncated.path), "--output",
+                              str(work / "frames.txt")],
+        "corrupt_weights": encode(str(vtest), str(corrupt_config)),
     }
     with ThreadPoolExecutor(PARALLEL) as pool:
         futures = {name: pool.submit(_run, args, work) for name, args in cases.items()}
@@ -296,6 +307,14 @@ def test_missing_detector_weights(cli_runs: CliRuns) -> None:
 
 def test_config_with_unknown_key(cli_runs: CliRuns) -> None:
     _one_error_line(cli_runs["unknown_key"], "unknown config key 'background_codec'")
+
+
+def test_decode_to_an_unknown_video_type(cli_runs: CliRuns) -> None:
+    _one_error_line(cli_runs["decode_bad_output"], "unknown video type", "frames.txt")
+
+
+def test_corrupt_codec_weights(cli_runs: CliRuns) -> None:
+    _one_error_line(cli_runs["corrupt_weights"], "cannot load codec weights", "generic_q")
 
 
 def test_decode_missing_recording(cli_runs: CliRuns) -> None:

@@ -118,7 +118,8 @@ def test_wrong_type_is_named(tmp_path: Path, values: dict, dotted: str) -> None:
     ("values", "dotted"),
     [
         ({"crops": {"max_side": 32, "multiple": 64}}, "crops.max_side"),
-        ({"crops": {"multiple": 0}}, "crops.max_side"),
+        ({"crops": {"multiple": 0}}, "crops.multiple"),
+        ({"crops": {"multiple": 32, "max_side": 256}}, "crops.multiple"),  # the hyperprior needs 64
         ({"background": {"learning_rate": 0}}, "background.learning_rate"),
         ({"background": {"learning_rate": 1.5}}, "background.learning_rate"),
         ({"detector": {"confidence": 1.5}}, "detector.confidence"),

@@ -7,18 +7,23 @@ decoder, when it does not hold the exact weights a region was coded with.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from surveil.codecs.model import LoadedCodec, load_codec
+from surveil.config import Config
+from surveil.devices import resolve_device
 from surveil.errors import CodecMismatchError, SurveilError
+from surveil.paths import REPO_ROOT
 from surveil.types import CodecId
 
 logger = logging.getLogger(__name__)
 
 FALLBACK_CLASS = "generic"
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
 # Rate points, as in CompressAI's model zoo: quality -> lambda of the training loss lambda * 255^2 * MSE + bpp.
 QUALITY_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
 
@@ -57,6 +62,8 @@ class CodecLibrary:
         return self._by_class[codec_class]
 
     def by_id(self, codec_id: CodecId) -> LoadedCodec:
+        if not _PLAIN_NAME.fullmatch(codec_id.codec_class):  # it names a file: nothing from the wire reaches a path
+            raise CodecMismatchError(f"codec class {codec_id.codec_class!r} is not a plain name")
         if codec_id.key not in self._by_key:
             path = weight_file(self.weights_dir, codec_id.codec_class, codec_id.quality)
             if path.exists():
@@ -67,6 +74,14 @@ class CodecLibrary:
                 f"{', '.join(sorted(self._by_key)) or 'no matching weights'} in {self.weights_dir}"
             )
         return self._by_key[codec_id.key]
+
+
+def build_library(config: Config) -> CodecLibrary:
+    """The library ``config.codec`` describes (a relative weights folder is taken from the repository root)."""
+    weights_dir = Path(config.codec.weights_dir)
+    if not weights_dir.is_absolute():
+        weights_dir = REPO_ROOT / weights_dir
+    return CodecLibrary(weights_dir, config.codec.quality, resolve_device(config.codec.device))
 
 
 def to_tensor(canvases: list[np.ndarray], device: str) -> torch.Tensor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import torch
 from compressai.models import MeanScaleHyperprior
 from torch import nn
 
+from surveil.errors import SurveilError
 from surveil.types import CodecId
 
 logger = logging.getLogger(__name__)
@@ -130,19 +132,25 @@ def file_sha256(path: Path) -> str:
 
 
 def load_codec(path: Path, device: str = "cpu") -> LoadedCodec:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    arch = CodecArch(**checkpoint["arch"])
-    model = RegionCodecModel(arch)
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in checkpoint["state_dict"].items()}
-    model.load_state_dict({k: v for k, v in state.items() if not k.startswith(_NOT_LEARNED)})
+    """Weights written by :func:`save_codec`; anything else is a :class:`SurveilError` naming the file."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        arch = CodecArch(**checkpoint["arch"])
+        model = RegionCodecModel(arch)
+        state = {k: (v.float() if v.is_floating_point() else v) for k, v in checkpoint["state_dict"].items()}
+        model.load_state_dict({k: v for k, v in state.items() if not k.startswith(_NOT_LEARNED)})
+        meta = checkpoint["meta"]
+        codec_id = CodecId(
+            arch=arch.name,
+            codec_class=meta["codec_class"],
+            quality=int(meta["quality"]),
+            weights_sha=file_sha256(path)[:16],
+        )
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+        raise SurveilError(f"cannot load codec weights {path}: {exc}") from exc
     model.eval()
     model.prepare_for_coding()
     model.to(device)
-    meta = checkpoint["meta"]
-    codec_id = CodecId(
-        arch=arch.name,
-        codec_class=meta["codec_class"],
-        quality=int(meta["quality"]),
-        weights_sha=file_sha256(path)[:16],
-    )
+    # The entropy coder's side runs on the CPU in float64 at both ends (see _entropy_params): keep its bounds there.
+    model.gaussian_conditional.to("cpu")
     return LoadedCodec(model=model, codec_id=codec_id, meta=meta)

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from surveil.config import Config, DetectorConfig
+from surveil.devices import resolve_device
 from surveil.errors import SurveilError
 from surveil.paths import find_in, weights_path
 from surveil.types import Frame, Region
@@ -17,14 +18,6 @@ from surveil.types import Frame, Region
 logger = logging.getLogger(__name__)
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # no update checks or downloads on an edge box without internet
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def resolve_detector_weights(name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,8 +14,8 @@ import av
 import numpy as np
 from tqdm import tqdm
 
+from surveil.codecs.library import build_library
 from surveil.config import Config
-from surveil.encode import build_library
 from surveil.errors import StreamError, SurveilError
 from surveil.metrics import StreamStats, format_summary, stream_of_topic
 from surveil.station.recompose import RecomposedFrame, Recomposer
@@ -57,7 +58,7 @@ class VideoWriter:
         self.crf = crf
         try:
             self._container = av.open(str(path), mode="w")
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, ValueError) as exc:
             raise SurveilError(f"cannot write video {path}: {getattr(exc, 'strerror', None) or exc}") from exc
         self._stream = None
 
@@ -80,6 +81,21 @@ class VideoWriter:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
         self._container.close()
+
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+
+
+def _check_writable(path: Path, what: str, suffixes: tuple[str, ...] | None = None) -> None:
+    """Fail before decoding, not after the first frames, when an output cannot be written."""
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise SurveilError(f"{what} {path}: unknown video type {path.suffix!r} (use one of {', '.join(suffixes)})")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SurveilError(f"cannot create the folder of {what} {path}: {exc.strerror or exc}") from exc
+    if path.is_dir() or not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SurveilError(f"cannot write {what} {path}")
 
 
 def _recording_parts(path: Path, problems: list[str]) -> Iterator[list[bytes]]:
@@ -107,12 +123,28 @@ def _live_parts(address: str, topics: list[str] | None, idle_timeout_s: float) -
                 return
 
 
+def _meta_topics(topics: list[str]) -> list[str]:
+    """Frame and stream ends of every camera the selection names: they carry no pixels and close frames."""
+    cameras = dict.fromkeys(t.split("/")[0] for t in topics if t)
+    return [f"{camera}/{kind}" for camera in cameras for kind in ("frame", "end")]
+
+
 def _filtered(parts_iter: Iterator[list[bytes]], topics: list[str] | None) -> Iterator[list[bytes]]:
-    """Topic selection for recordings (a live subscriber filters at the socket). Frame and stream ends always pass."""
+    """Topic selection for recordings, the same as a live subscriber's at the socket."""
+    selected = None if topics is None else [*topics, *_meta_topics(topics)]
     for parts in parts_iter:
         topic = parts[0].decode("utf-8", "replace") if parts else ""
-        if topics is None or stream_of_topic(topic) == "meta" or any(topic.startswith(t) for t in topics):
+        if selected is None or any(topic.startswith(t) for t in selected):
             yield parts
+
+
+def _wanted(topics: list[str] | None) -> Callable[[str, str], bool]:
+    """Whether this station subscribed to a camera's regions of a class."""
+
+    def wanted(camera: str, codec_class: str) -> bool:
+        return topics is None or any(f"{camera}/obj/{codec_class}".startswith(t) for t in topics)
+
+    return wanted
 
 
 def run_decode(
@@ -131,7 +163,7 @@ def run_decode(
     problems: list[str] = []
     if live:
         # Frame ends and stream ends carry no pixels: always receive them so frames close and the stream can end.
-        socket_topics = None if topics is None else [*topics, f"{config.camera}/frame", f"{config.camera}/end"]
+        socket_topics = None if topics is None else [*topics, *_meta_topics(topics)]
         parts_iter = _live_parts(source, socket_topics, idle_timeout_s)
     else:
         path = Path(source)
@@ -139,7 +171,11 @@ def run_decode(
             raise SurveilError(f"input not found: {source}")
         parts_iter = _filtered(_recording_parts(path, problems), topics)
 
-    recomposer = Recomposer(build_library(config))
+    if output is not None:
+        _check_writable(output, "output video", VIDEO_SUFFIXES)
+    if events is not None:
+        _check_writable(events, "events file")
+    recomposer = Recomposer(build_library(config), _wanted(topics))
     stats = StreamStats()
     writer: VideoWriter | None = None
     events_file = None
@@ -152,7 +188,6 @@ def run_decode(
     stopped_early = False
     started = time.monotonic()
     if events is not None:
-        events.parent.mkdir(parents=True, exist_ok=True)
         events_file = events.open("w")
     bar = tqdm(total=max_frames, disable=not progress, unit="frame", desc="decode", leave=False)
     try:
@@ -166,7 +201,12 @@ def run_decode(
             stats.add(
                 stream_of_topic(parts[0].decode()), sum(len(p) for p in parts[1:]), len(getattr(packet, "regions", ()))
             )
-            frame = recomposer.feed(packet)
+            try:
+                frame = recomposer.feed(packet)
+            except StreamError as exc:
+                corrupt += 1
+                logger.warning("skipping a packet the station cannot use: %s", exc)
+                continue
             if frame is None:
                 if recomposer.all_ended:
                     break
@@ -197,15 +237,17 @@ def run_decode(
         logger.warning("interrupted after %d frames", frames)
     finally:
         bar.close()
-        if held and output is not None:
-            writer = writer or VideoWriter(output, DEFAULT_FPS)
-            for image in held:
-                writer.write(image)
-        if writer is not None:
-            writer.close()
-        if events_file is not None:
-            events_file.close()
-        parts_iter.close()
+        try:
+            if held and output is not None:
+                writer = writer or VideoWriter(output, DEFAULT_FPS)
+                for image in held:
+                    writer.write(image)
+            if writer is not None:
+                writer.close()
+        finally:
+            if events_file is not None:
+                events_file.close()
+            parts_iter.close()
 
     if not live and not stopped_early and not recomposer.all_ended and not problems:
         # A cut between two records (the usual result of a killed encoder) leaves no partial record for the reader to
@@ -213,6 +255,10 @@ def run_decode(
         problems.append(f"recording {source} ends without its end-of-stream packet (cut short?)")
     if corrupt:
         problems.append(f"{corrupt} corrupt packets skipped")
+    if recomposer.incomplete_frames:
+        problems.append(f"{recomposer.incomplete_frames} frames recomposed without all their regions (packets lost)")
+    if live and frames and not recomposer.all_ended and not stopped_early:
+        problems.append(f"{source} went silent without its end-of-stream packet")
     if frames == 0:
         problems.append(f"no frame could be recomposed from {source}")
     frame_s = (last_pts - first_pts) / max(1, frames - 1) if first_pts is not None and frames > 1 else 0.0
