@@ -1,35 +1,52 @@
 #!/usr/bin/env bash
-# Train the committed codecs: the generic model from scratch at the highest rate point (q4), the person codec
-# fine-tuned from it (transfer learning), then each lower rate point fine-tuned from the one above it, for both.
-# The two chains are independent and run side by side, one CPU thread each. Each run resumes from
-# runs/<class>_q<q>/checkpoint.pt if interrupted; a run whose weights already exist is skipped.
+# Train the committed codecs, the way they were trained (weights/MANIFEST.md records each file's exact lineage):
+#   1. generic q4 from scratch, then person q4 fine-tuned from it (transfer learning), distortion on whole patches;
+#   2. q3, q2, q1 each fine-tuned from the rate point above, for generic and person side by side;
+#   3. the person codecs fine-tuned once more with the distortion judged on the object's pixels only (the default of
+#      `surveil train`; the station pastes nothing else), each from its step-2 weights.
+# One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
+# run folder if interrupted; a step whose weights already exist is skipped.
 # Lambdas per quality: surveil/codecs/library.py QUALITY_LAMBDAS (CompressAI's q1-q4).
 # Usage: scripts/train_codecs.sh [generic_steps] [finetune_steps]   (from the repository root)
 set -euo pipefail
 GENERIC_STEPS=${1:-4000}
 FINETUNE_STEPS=${2:-2000}
-THREADS=${THREADS:-1}  # one thread per run: on a shared 2-core machine two threads spin-wait on each other
+THREADS=${THREADS:-1}
 SURVEIL=.venv/bin/surveil
+mkdir -p runs
 
-train() {  # class quality steps [extra args]
-  local class=$1 q=$2 steps=$3
-  shift 3
-  if [[ -f weights/${class}_q${q}.pt ]]; then
-    echo "weights/${class}_q${q}.pt exists: skipping"
+train() {  # class quality steps out [extra args]
+  local class=$1 q=$2 steps=$3 out=$4
+  shift 4
+  if [[ -f $out ]]; then
+    echo "$out exists: skipping"
     return
   fi
-  $SURVEIL train --class "$class" --quality "$q" --steps "$steps" --threads "$THREADS" "$@"
+  $SURVEIL train --class "$class" --quality "$q" --steps "$steps" --threads "$THREADS" --out "$out" "$@"
 }
 
-chain() {  # class: q3, q2, q1 each fine-tuned from the rate point above
-  local class=$1
+stage1() {  # class: q4, q3, q2, q1 with whole-patch distortion
+  local class=$1 init=$2
+  train "$class" 4 "$3" "runs/${class}_q4_stage1.pt" --run-dir "runs/${class}_q4" --whole-patch-loss $init
   for q in 3 2 1; do
-    train "$class" "$q" "$FINETUNE_STEPS" --init "weights/${class}_q$((q + 1)).pt" --lr 1e-4
+    train "$class" "$q" "$FINETUNE_STEPS" "runs/${class}_q${q}_stage1.pt" --run-dir "runs/${class}_q${q}" \
+      --whole-patch-loss --init "runs/${class}_q$((q + 1))_stage1.pt" --lr 1e-4
   done
 }
 
-train generic 4 "$GENERIC_STEPS"
-train person 4 "$FINETUNE_STEPS" --init weights/generic_q4.pt --lr 2e-4
-chain generic &
-chain person
+object_stage() {  # quality:steps ...: person fine-tuned on object pixels into weights/
+  for point in "$@"; do
+    local q=${point%:*} steps=${point#*:}
+    train person "$q" "$steps" "weights/person_q${q}.pt" --run-dir "runs/person_q${q}_obj" \
+      --init "runs/person_q${q}_stage1.pt" --lr 1e-4
+  done
+}
+
+train generic 4 "$GENERIC_STEPS" runs/generic_q4_stage1.pt --run-dir runs/generic_q4 --whole-patch-loss
+stage1 generic "" "$GENERIC_STEPS" &
+stage1 person "--init runs/generic_q4_stage1.pt --lr 2e-4" "$FINETUNE_STEPS"
+wait
+for q in 4 3 2; do cp -n "runs/generic_q${q}_stage1.pt" "weights/generic_q${q}.pt"; done
+object_stage 3:4000 2:2500 &
+object_stage 4:4000 1:2500
 wait

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from surveil.codecs.model import load_codec
+from surveil.errors import SurveilError
 from surveil.paths import find_data
-from surveil.pipelines.train import PatchSampler, TrainSettings, _lr_at, train
+from surveil.pipelines.train import PatchSampler, TrainSettings, _lr_at, rate_distortion_loss, train
 
 
 @pytest.fixture
@@ -45,12 +46,40 @@ def _settings(root: Path, tmp_path: Path, steps: int) -> TrainSettings:
 
 def test_patch_sampler_pads_small_images_and_is_seeded() -> None:
     image = np.zeros((40, 30, 3), np.uint8)
-    first = PatchSampler([image], patch=64, fill=128, seed=3).batch(4)
-    again = PatchSampler([image], patch=64, fill=128, seed=3).batch(4)
-    assert first.shape == (4, 3, 64, 64)
+    mask = np.ones((40, 30), bool)
+    first, weight = PatchSampler([(image, mask)], patch=64, fill=128, seed=3).batch(4)
+    again, _ = PatchSampler([(image, mask)], patch=64, fill=128, seed=3).batch(4)
+    assert first.shape == (4, 3, 64, 64) and weight.shape == (4, 1, 64, 64)
     assert torch.equal(first, again)
     assert float(first[0, :, 0, 0].mean()) == pytest.approx(128 / 255)  # padding is the canvas fill
     assert float(first.min()) == 0.0  # the image itself is inside
+    assert float(weight[0, 0, 0, 0]) == 0.0  # padding is not judged
+    assert float(weight.sum()) == 4 * 40 * 30  # the object is, every pixel once
+
+
+def test_patch_weights_follow_the_mask_grown_by_the_margin() -> None:
+    image = np.full((64, 64, 3), 128, np.uint8)
+    mask = np.zeros((64, 64), bool)
+    mask[20:40, 27:37] = True  # symmetric about the centre column, so a flip keeps it in place
+    _, weight = PatchSampler([(image, mask)], patch=64, fill=128, seed=0, mask_margin=2).batch(1)
+    grown = weight[0, 0].numpy() > 0
+    assert grown[20:40, 27:37].all()
+    assert grown[18, 30] and grown[30, 25]  # two pixels out
+    assert not grown[16, 30] and not grown[30, 23] and not grown[0, 0]
+
+
+def test_object_loss_ignores_the_fill() -> None:
+    x = torch.zeros(1, 3, 8, 8)
+    x_hat = x.clone()
+    x_hat[..., :, 4:] = 1.0  # all error outside the object
+    weight = torch.zeros(1, 1, 8, 8)
+    weight[..., :, :4] = 1.0
+    out = {"x_hat": x_hat, "likelihoods": {"y": torch.full((1, 4, 2, 2), 0.5)}}
+    masked = rate_distortion_loss(out, x, weight, lmbda=0.01)
+    whole = rate_distortion_loss(out, x, None, lmbda=0.01)
+    assert float(masked["mse_loss"]) == 0.0
+    assert float(whole["mse_loss"]) == pytest.approx(0.5)
+    assert float(masked["bpp_loss"]) == pytest.approx(16 / 64)  # 16 symbols of one bit over 64 pixels
 
 
 def test_learning_rate_warms_up_then_decays() -> None:
@@ -73,3 +102,11 @@ def test_train_checkpoints_resume_and_export(tiny_dataset: Path, tmp_path: Path)
     x = torch.rand(1, 3, 64, 64)
     out_strings = codec.model.compress(x)
     assert len(out_strings["strings"]) == 2 and len(out_strings["strings"][0][0]) > 0
+
+
+def test_resume_refuses_a_different_recipe(tiny_dataset: Path, tmp_path: Path) -> None:
+    train(_settings(tiny_dataset, tmp_path, steps=2))
+    changed = _settings(tiny_dataset, tmp_path, steps=4)
+    changed.lmbda = 0.02
+    with pytest.raises(SurveilError, match=r"lmbda: 0\.01 then, 0\.02 now"):
+        train(changed)

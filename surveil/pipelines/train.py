@@ -1,5 +1,9 @@
 """Train a region codec with ``lambda * 255^2 * MSE + bpp`` on random patches of a class dataset.
 
+The MSE is taken over the object's pixels (its mask, dilated by ``mask_margin`` pixels), not over the neutral fill
+around it: the station pastes only the masked pixels, so bits spent on the fill, or on the sharp edge between the
+object and the fill, are wasted. ``object_loss=False`` gives the plain whole-patch MSE.
+
 CPU or GPU, progress bar, checkpoints every ``checkpoint_every`` steps, resume from the last checkpoint.
 """
 
@@ -11,14 +15,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
-from compressai.losses import RateDistortionLoss
 from tqdm import tqdm
 
 from surveil.codecs.model import CodecArch, RegionCodecModel, load_codec, save_codec
 from surveil.errors import SurveilError
-from surveil.pipelines.dataset import DATASETS_ROOT, load_split
+from surveil.pipelines.dataset import DATASETS_ROOT, load_split_with_masks
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +47,31 @@ class TrainSettings:
     device: str = "cpu"
     fill: int = 128
     datasets_root: Path = DATASETS_ROOT
+    object_loss: bool = True  # distortion over the object's pixels only
+    mask_margin: int = 2  # pixels the object mask is grown by: the station's resampling reaches that far
 
 
 class PatchSampler:
-    """Random patches (with horizontal flips) from in-memory images; small images are padded with ``fill``."""
+    """Random patches (with horizontal flips) and their distortion weights from in-memory (image, mask) pairs.
 
-    def __init__(self, images: list[np.ndarray], patch: int, fill: int, seed: int) -> None:
-        self.images = [self._pad(img, patch, fill) for img in images]
+    Small images are padded with ``fill``; padding has weight 0, like the fill around an object.
+    """
+
+    def __init__(
+        self, items: list[tuple[np.ndarray, np.ndarray]], patch: int, fill: int, seed: int, mask_margin: int = 0
+    ) -> None:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * mask_margin + 1,) * 2) if mask_margin else None
+        self.images: list[np.ndarray] = []
+        self.weights: list[np.ndarray] = []
+        for image, mask in items:
+            weight = mask.astype(np.uint8)
+            if kernel is not None:
+                weight = cv2.dilate(weight, kernel)
+            self.images.append(self._pad(image, patch, fill))
+            self.weights.append(self._pad(weight, patch, 0))
         # larger images hold more distinct patches: sample them proportionally to area, capped
-        weights = np.array([min(img.shape[0] * img.shape[1], 16 * patch * patch) for img in self.images], float)
-        self.probs = weights / weights.sum()
+        areas = np.array([min(img.shape[0] * img.shape[1], 16 * patch * patch) for img in self.images], float)
+        self.probs = areas / areas.sum()
         self.patch = patch
         self.rng = np.random.default_rng(seed)
 
@@ -61,22 +80,40 @@ class PatchSampler:
         h, w = image.shape[:2]
         if h >= patch and w >= patch:
             return image
-        out = np.full((max(h, patch), max(w, patch), 3), fill, np.uint8)
+        out = np.full((max(h, patch), max(w, patch), *image.shape[2:]), fill, image.dtype)
         oy, ox = (out.shape[0] - h) // 2, (out.shape[1] - w) // 2
         out[oy : oy + h, ox : ox + w] = image
         return out
 
-    def batch(self, size: int) -> torch.Tensor:
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N,3,P,P) pixels in [0, 1] and (N,1,P,P) distortion weights in {0, 1}."""
         picks = self.rng.choice(len(self.images), size, p=self.probs)
-        patches = []
+        patches, weights = [], []
         for i in picks:
-            img = self.images[i]
+            img, weight = self.images[i], self.weights[i]
             y = self.rng.integers(0, img.shape[0] - self.patch + 1)
             x = self.rng.integers(0, img.shape[1] - self.patch + 1)
             p = img[y : y + self.patch, x : x + self.patch]
-            patches.append(p[:, ::-1] if self.rng.random() < 0.5 else p)
-        arr = np.stack(patches).astype(np.float32) / 255.0
-        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+            w = weight[y : y + self.patch, x : x + self.patch]
+            if self.rng.random() < 0.5:
+                p, w = p[:, ::-1], w[:, ::-1]
+            patches.append(p)
+            weights.append(w)
+        pixels = torch.from_numpy(np.stack(patches).astype(np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+        return pixels, torch.from_numpy(np.stack(weights).astype(np.float32)).unsqueeze(1)
+
+
+def rate_distortion_loss(
+    out: dict, x: torch.Tensor, weight: torch.Tensor | None, lmbda: float
+) -> dict[str, torch.Tensor]:
+    """``lambda * 255^2 * MSE + bpp``; with ``weight``, the MSE is the mean over the weighted pixels only."""
+    n, _, h, w = x.shape
+    bpp = sum(torch.log(lk).sum() for lk in out["likelihoods"].values()) / (-math.log(2) * n * h * w)
+    squared = (out["x_hat"] - x) ** 2
+    # a patch of pure fill has nothing to judge: it still costs rate, and the clamp keeps the mean finite
+    judged = (weight.sum() * x.shape[1]).clamp(min=1.0) if weight is not None else None
+    mse = squared.mean() if weight is None else (squared * weight).sum() / judged
+    return {"loss": lmbda * 255**2 * mse + bpp, "mse_loss": mse, "bpp_loss": bpp}
 
 
 def _lr_at(step: int, s: TrainSettings) -> float:
@@ -84,6 +121,14 @@ def _lr_at(step: int, s: TrainSettings) -> float:
         return s.lr * (step + 1) / s.warmup
     progress = (step - s.warmup) / max(1, s.steps - s.warmup)
     return s.min_lr + 0.5 * (s.lr - s.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+RESUME_MAY_CHANGE = ("steps", "out", "run_dir", "device", "datasets_root", "checkpoint_every")
+
+
+def _recipe(s: TrainSettings) -> dict:
+    """What a checkpoint was trained with; resuming under a different recipe would mix two trainings."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items() if k not in RESUME_MAY_CHANGE}
 
 
 def train(s: TrainSettings) -> Path:
@@ -99,14 +144,22 @@ def train(s: TrainSettings) -> Path:
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(params, lr=s.lr)
     aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3)
-    criterion = RateDistortionLoss(lmbda=s.lmbda)
-    sampler = PatchSampler(load_split(s.dataset or s.codec_class, "train", s.datasets_root), s.patch, s.fill, s.seed)
+    items = load_split_with_masks(s.dataset or s.codec_class, "train", s.datasets_root)
+    sampler = PatchSampler(items, s.patch, s.fill, s.seed, s.mask_margin)
 
     s.run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = s.run_dir / "checkpoint.pt"
     step = 0
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        then = state.get("recipe")  # checkpoints written before recipes were recorded have none
+        changed = {k: (v, then.get(k)) for k, v in _recipe(s).items() if then.get(k) != v} if then else {}
+        if changed:
+            raise SurveilError(
+                f"{checkpoint_path} was trained with different settings ("
+                + ", ".join(f"{k}: {old!r} then, {new!r} now" for k, (new, old) in changed.items())
+                + f"): give another --run-dir or remove {s.run_dir}"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         aux_optimizer.load_state_dict(state["aux_optimizer"])
@@ -123,6 +176,7 @@ def train(s: TrainSettings) -> Path:
                 "aux_optimizer": aux_optimizer.state_dict(),
                 "sampler_rng": sampler.rng.bit_generator.state,
                 "step": step,
+                "recipe": _recipe(s),
             },
             tmp,
         )
@@ -133,11 +187,12 @@ def train(s: TrainSettings) -> Path:
     while step < s.steps:
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, s)
-        x = sampler.batch(s.batch).to(device)
+        x, weight = sampler.batch(s.batch)
+        x, weight = x.to(device), weight.to(device)
         optimizer.zero_grad()
         aux_optimizer.zero_grad()
         out = model(x)
-        loss = criterion(out, x)
+        loss = rate_distortion_loss(out, x, weight if s.object_loss else None, s.lmbda)
         if not torch.isfinite(loss["loss"]):
             raise SurveilError(
                 f"training diverged at step {step} (loss {loss['loss'].item()}); the last good checkpoint is "
