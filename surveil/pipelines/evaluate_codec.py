@@ -31,10 +31,10 @@ from surveil.pipelines.dataset import DATASETS_ROOT, build_datasets, load_split_
 logger = logging.getLogger(__name__)
 
 LATENT_SHAPE_BYTES = 4
-JPEG_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90)
-WEBP_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90)
-X265_CRFS = (20, 24, 28, 32, 36, 40, 44, 48)
-AV1_CRFS = (20, 28, 36, 44, 52, 60)
+JPEG_QUALITIES = (1, 2, 3, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90)
+WEBP_QUALITIES = (0, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90)
+X265_CRFS = (20, 24, 28, 32, 36, 40, 44, 48, 51)
+AV1_CRFS = (20, 28, 36, 44, 52, 60, 63)
 
 
 @dataclass
