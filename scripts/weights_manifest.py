@@ -21,12 +21,27 @@ Written by `scripts/weights_manifest.py`; do not edit by hand. Files are fp16 st
 kept) loaded by `surveil.codecs.model.load_codec`; a codec's identity on the wire is its architecture, class,
 quality and the first 16 hex digits of the file's sha256. Training: `scripts/train_codecs.sh` (loss
 `lambda * 255^2 * MSE + bpp`, Adam, warm-up then cosine learning rate, batch 8 of 128x128 patches).
+"steps" and "loss" are this file's own training stage (loss "object": MSE on the object's pixels; "whole": on whole
+patches, fill included); "history" lists the stages it continues, oldest first, as class, quality, steps and loss.
 RD points: mean over the held-out test split named in the table (bits per canvas pixel, PSNR on object pixels).
 
-| file | sha256 | size | parameters | arch | class | quality | lambda | steps | initialised from | train data \
+| file | sha256 | size | parameters | arch | class | quality | lambda | steps | loss | history | train data \
 | test data | bpp | PSNR (dB) |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 """
+
+
+def _loss(object_loss: bool) -> str:
+    return "object" if object_loss else "whole"
+
+
+def _history(meta: dict) -> str:
+    stages = meta.get("lineage")
+    if stages is None:  # written before lineages were recorded
+        return f"from {(meta.get('init') or 'scratch').split('/')[-1]}"
+    if not stages:
+        return "scratch"
+    return " -> ".join(f"{s['codec_class']} q{s['quality']} {s['steps']} {_loss(s['object_loss'])}" for s in stages)
 
 
 def main() -> int:
@@ -38,11 +53,11 @@ def main() -> int:
         test_class = meta["codec_class"] if meta["codec_class"] in RECIPES else "generic"
         point = learned_point(path, held_out_crops(test_class))
         params = sum(p.numel() for p in codec.model.parameters())
-        init = meta.get("init") or "scratch"
+        loss = _loss(meta.get("recipe", {}).get("object_loss", False))
         rows.append(
             f"| {path.name} | `{file_sha256(path)}` | {path.stat().st_size / 1e6:.2f} MB | {params / 1e6:.2f} M | "
             f"{codec.codec_id.arch} | {meta['codec_class']} | {meta['quality']} | {meta['lambda']} | {meta['steps']} | "
-            f"{init.split('/')[-1]} | `{meta.get('dataset', '?')}` | `datasets/{test_class}/test` | "
+            f"{loss} | {_history(meta)} | `{meta.get('dataset', '?')}` | `datasets/{test_class}/test` | "
             f"{point.bpp:.3f} | {point.psnr:.2f} |"
         )
         print(rows[-1], flush=True)

@@ -99,6 +99,12 @@ def test_train_checkpoints_resume_and_export(tiny_dataset: Path, tmp_path: Path)
     codec = load_codec(out)
     assert codec.meta["steps"] == 4 and codec.meta["lambda"] == 0.01
     assert codec.codec_id.codec_class == "generic" and codec.codec_id.quality == 1
+    assert codec.meta["lineage"] == []  # trained from scratch
+
+    finetuned = _settings(tiny_dataset, tmp_path, steps=2)
+    finetuned.init, finetuned.run_dir, finetuned.out = out, tmp_path / "run2", tmp_path / "w" / "finetuned.pt"
+    [stage] = load_codec(train(finetuned)).meta["lineage"]
+    assert stage["steps"] == 4 and stage["lambda"] == 0.01 and stage["object_loss"] is True
     x = torch.rand(1, 3, 64, 64)
     out_strings = codec.model.compress(x)
     assert len(out_strings["strings"]) == 2 and len(out_strings["strings"][0][0]) > 0

@@ -131,11 +131,28 @@ def _recipe(s: TrainSettings) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items() if k not in RESUME_MAY_CHANGE}
 
 
+def _stage_of(meta: dict) -> dict:
+    """One training stage as a later stage's lineage records it."""
+    recipe = meta.get("recipe", {})
+    return {
+        "codec_class": meta["codec_class"],
+        "quality": meta["quality"],
+        "lambda": meta["lambda"],
+        "steps": meta["steps"],
+        "dataset": meta.get("dataset"),
+        "object_loss": recipe.get("object_loss", False),  # trainings before the object loss judged whole patches
+        "lr": recipe.get("lr"),
+    }
+
+
 def train(s: TrainSettings) -> Path:
     torch.manual_seed(s.seed)
     device = torch.device(s.device)
+    lineage: list[dict] = []  # the trainings this one continues, oldest first
     if s.init is not None:
-        model = load_codec(s.init).model
+        init = load_codec(s.init)
+        model = init.model
+        lineage = [*init.meta.get("lineage", []), _stage_of(init.meta)]
         logger.info("starting from %s", s.init)
     else:
         model = RegionCodecModel(CodecArch())
@@ -220,6 +237,7 @@ def train(s: TrainSettings) -> Path:
         "lambda": s.lmbda,
         "steps": step,
         "init": str(s.init) if s.init else None,
+        "lineage": lineage,
         "dataset": f"datasets/{s.dataset or s.codec_class}/train",
         "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items()},
         "train_seconds_this_run": round(time.monotonic() - started, 1),
