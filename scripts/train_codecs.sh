@@ -2,8 +2,10 @@
 # Train the committed codecs, the way they were trained (weights/MANIFEST.md records each file's exact lineage):
 #   1. generic q4 from scratch, then person q4 fine-tuned from it (transfer learning), distortion on whole patches;
 #   2. q3, q2, q1 each fine-tuned from the rate point above, for generic and person side by side;
-#   3. the person codecs fine-tuned once more with the distortion judged on the object's pixels only (the default of
-#      `surveil train`; the station pastes nothing else), each from its step-2 weights.
+#   3. the person codecs fine-tuned with the distortion judged on the object's pixels only (the station pastes
+#      nothing else), first on 128x128 patches (q3, q4), then on 64x64 patches centred on object pixels (all four;
+#      the defaults of `surveil train`), each from the stage before.
+# Stages 1 and the first half of 3 used batches of 8 128x128 patches, the second half of 3 batches of 16 64x64.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
 # run folder if interrupted; a step whose weights already exist is skipped.
 # Lambdas per quality: surveil/codecs/library.py QUALITY_LAMBDAS (CompressAI's q1-q4).
@@ -13,6 +15,7 @@ GENERIC_STEPS=${1:-4000}
 FINETUNE_STEPS=${2:-2000}
 THREADS=${THREADS:-1}
 SURVEIL=.venv/bin/surveil
+OLD="--whole-patch-loss --batch 8 --patch 128"  # the first recipe
 mkdir -p runs
 
 train() {  # class quality steps out [extra args]
@@ -27,18 +30,22 @@ train() {  # class quality steps out [extra args]
 
 stage1() {  # class: q4, q3, q2, q1 with whole-patch distortion
   local class=$1 init=$2
-  train "$class" 4 "$3" "runs/${class}_q4_stage1.pt" --run-dir "runs/${class}_q4" --whole-patch-loss $init
+  train "$class" 4 "$3" "runs/${class}_q4_stage1.pt" --run-dir "runs/${class}_q4" $OLD $init
   for q in 3 2 1; do
     train "$class" "$q" "$FINETUNE_STEPS" "runs/${class}_q${q}_stage1.pt" --run-dir "runs/${class}_q${q}" \
-      --whole-patch-loss --init "runs/${class}_q$((q + 1))_stage1.pt" --lr 1e-4
+      $OLD --init "runs/${class}_q$((q + 1))_stage1.pt" --lr 1e-4
   done
 }
 
-object_stage() {  # quality:steps ...: person fine-tuned on object pixels into weights/
-  for point in "$@"; do
-    local q=${point%:*} steps=${point#*:}
-    train person "$q" "$steps" "weights/person_q${q}.pt" --run-dir "runs/person_q${q}_obj" \
-      --init "runs/person_q${q}_stage1.pt" --lr 1e-4
+object_stage() {  # quality ...: person fine-tuned on object pixels, 128x128 patches (q3, q4) then 64x64 patches
+  for q in "$@"; do
+    local init="runs/person_q${q}_stage1.pt"
+    if [[ $q -ge 3 ]]; then
+      train person "$q" 4000 "runs/person_q${q}_obj128.pt" --run-dir "runs/person_q${q}_obj" \
+        --batch 8 --patch 128 --uniform-patches --init "$init" --lr 1e-4
+      init="runs/person_q${q}_obj128.pt"
+    fi
+    train person "$q" 3500 "weights/person_q${q}.pt" --run-dir "runs/person_q${q}_p64" --init "$init" --lr 1e-4
   done
 }
 
@@ -47,6 +54,6 @@ stage1 generic "" "$GENERIC_STEPS" &
 stage1 person "--init runs/generic_q4_stage1.pt --lr 2e-4" "$FINETUNE_STEPS"
 wait
 for q in 4 3 2; do cp -n "runs/generic_q${q}_stage1.pt" "weights/generic_q${q}.pt"; done
-object_stage 3:4000 2:2500 &
-object_stage 4:4000 1:2500
+object_stage 3 2 &
+object_stage 4 1
 wait

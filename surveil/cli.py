@@ -97,6 +97,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         device=args.device,
         object_loss=not args.whole_patch_loss,
+        on_object=not (args.whole_patch_loss or args.uniform_patches),
     )
     print(f"wrote {train(settings)}")
     return 0
@@ -160,12 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--dataset", default=None, help="dataset class folder (default: --class)")
     tr.add_argument("--out", type=Path, default=None)
     tr.add_argument("--run-dir", type=Path, default=None)
-    tr.add_argument("--batch", type=int, default=8)
-    tr.add_argument("--patch", type=int, default=128)
+    tr.add_argument("--batch", type=int, default=16)
+    tr.add_argument("--patch", type=int, default=64)
     tr.add_argument("--lr", type=float, default=3e-4)
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--whole-patch-loss", action="store_true",
-                    help="judge distortion on every pixel, fill included (default: the object's pixels only)")
+                    help="judge distortion on every pixel, fill included, and sample patches anywhere "
+                         "(default: the object's pixels only, patches centred on them)")
+    tr.add_argument("--uniform-patches", action="store_true",
+                    help="sample patches anywhere in a crop (default: centred on object pixels)")
     tr.add_argument("--threads", type=int, default=None,
                     help="CPU threads for torch (default: torch's choice; 1 is far faster on a busy machine)")
     tr.set_defaults(func=_cmd_train)
