@@ -2,10 +2,9 @@
 # Train the committed codecs, the way they were trained (weights/MANIFEST.md records each file's exact lineage):
 #   1. generic q4 from scratch, then person q4 fine-tuned from it (transfer learning), distortion on whole patches;
 #   2. q3, q2, q1 each fine-tuned from the rate point above, for generic and person side by side;
-#   3. the person codecs fine-tuned with the distortion judged on the object's pixels only (the station pastes
-#      nothing else), first on 128x128 patches (q3, q4), then on 64x64 patches centred on object pixels (all four;
-#      the defaults of `surveil train`), each from the stage before.
-# Stages 1 and the first half of 3 used batches of 8 128x128 patches, the second half of 3 batches of 16 64x64.
+#   3. the person codecs fine-tuned from their stage-2 weights with the distortion judged on the object's pixels
+#      only (the station pastes nothing else): q3 and q4 on batches of 8 128x128 patches, q2 and q1 on batches of
+#      16 64x64 patches (the defaults of `surveil train`, half the pixels a step).
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
 # run folder if interrupted; a step whose weights already exist is skipped.
 # Lambdas per quality: surveil/codecs/library.py QUALITY_LAMBDAS (CompressAI's q1-q4).
@@ -37,19 +36,19 @@ stage1() {  # class: q4, q3, q2, q1 with whole-patch distortion
   done
 }
 
-object_stage() {  # quality ...: person fine-tuned on object pixels, 128x128 patches (q3, q4) then 64x64 patches
+object_stage() {  # quality ...: person fine-tuned on object pixels into weights/
   for q in "$@"; do
-    local init="runs/person_q${q}_stage1.pt"
-    if [[ $q -ge 3 ]]; then
-      train person "$q" 4000 "runs/person_q${q}_obj128.pt" --run-dir "runs/person_q${q}_obj" \
-        --batch 8 --patch 128 --uniform-patches --init "$init" --lr 1e-4
-      init="runs/person_q${q}_obj128.pt"
+    if [[ $q -ge 3 ]]; then  # the first recipe's patches, 4000 steps
+      train person "$q" 4000 "weights/person_q${q}.pt" --run-dir "runs/person_q${q}_obj" \
+        --batch 8 --patch 128 --init "runs/person_q${q}_stage1.pt" --lr 1e-4
+    else  # the defaults: 16 patches of 64x64 a step
+      train person "$q" 3500 "weights/person_q${q}.pt" --run-dir "runs/person_q${q}_p64" \
+        --init "runs/person_q${q}_stage1.pt" --lr 1e-4
     fi
-    train person "$q" 3500 "weights/person_q${q}.pt" --run-dir "runs/person_q${q}_p64" --init "$init" --lr 1e-4
   done
 }
 
-train generic 4 "$GENERIC_STEPS" runs/generic_q4_stage1.pt --run-dir runs/generic_q4 --whole-patch-loss
+train generic 4 "$GENERIC_STEPS" runs/generic_q4_stage1.pt --run-dir runs/generic_q4 $OLD
 stage1 generic "" "$GENERIC_STEPS" &
 stage1 person "--init runs/generic_q4_stage1.pt --lr 2e-4" "$FINETUNE_STEPS"
 wait

@@ -97,7 +97,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         device=args.device,
         object_loss=not args.whole_patch_loss,
-        on_object=not (args.whole_patch_loss or args.uniform_patches),
     )
     print(f"wrote {train(settings)}")
     return 0
@@ -166,10 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, default=3e-4)
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--whole-patch-loss", action="store_true",
-                    help="judge distortion on every pixel, fill included, and sample patches anywhere "
-                         "(default: the object's pixels only, patches centred on them)")
-    tr.add_argument("--uniform-patches", action="store_true",
-                    help="sample patches anywhere in a crop (default: centred on object pixels)")
+                    help="judge distortion on every pixel, fill included (default: the object's pixels only)")
     tr.add_argument("--threads", type=int, default=None,
                     help="CPU threads for torch (default: torch's choice; 1 is far faster on a busy machine)")
     tr.set_defaults(func=_cmd_train)

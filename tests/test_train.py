@@ -68,18 +68,6 @@ def test_patch_weights_follow_the_mask_grown_by_the_margin() -> None:
     assert not grown[16, 30] and not grown[30, 23] and not grown[0, 0]
 
 
-def test_patches_on_object_hold_the_object() -> None:
-    image = np.full((256, 256, 3), 128, np.uint8)
-    mask = np.zeros((256, 256), bool)
-    mask[200:210, 10:20] = True  # a small object in a corner of a large canvas
-    sampler = PatchSampler([(image, mask)], patch=64, fill=128, seed=1, on_object=True)
-    for _ in range(20):
-        _, weight = sampler.batch(1)
-        assert float(weight.sum()) == 100.0  # the whole object is in every patch
-    anywhere = PatchSampler([(image, mask)], patch=64, fill=128, seed=1)
-    assert min(float(anywhere.batch(1)[1].sum()) for _ in range(20)) == 0.0  # uniform patches mostly miss it
-
-
 def test_object_loss_ignores_the_fill() -> None:
     x = torch.zeros(1, 3, 8, 8)
     x_hat = x.clone()
