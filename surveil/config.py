@@ -30,7 +30,7 @@ class DetectorConfig:
     iou: float = 0.5
     imgsz: int = 640
     device: str = "auto"
-    mask_dilate_px: int = 2  # grow masks so object edges are not left to the background
+    mask_dilate_px: int = 2  # grow masks so object edges are not left to the background (inference-grid pixels)
     min_area_px: int = 64  # regions with fewer mask pixels stay in the background
 
 

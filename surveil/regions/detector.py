@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -46,8 +47,6 @@ class RegionDetector:
             raise SurveilError(f"cannot load detector weights {weights}: {exc}") from exc
         self.device = resolve_device(self.settings.device)
         self.names: dict[int, str] = self.model.names
-        kernel_side = 2 * self.settings.mask_dilate_px + 1
-        self._dilate_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_side, kernel_side))
 
     def detect(self, frame: Frame) -> list[Region]:
         return self.detect_image(frame.image)
@@ -106,10 +105,15 @@ class RegionDetector:
         to_mask_grid: tuple[float, float, float],
         frame_hw: tuple[int, int],
     ) -> tuple[tuple[int, int], tuple[int, int], np.ndarray] | None:
-        """The detection's mask resized to frame pixels inside its (dilated) box."""
+        """The detection's mask resized to frame pixels inside its (dilated) box.
+
+        The mask is grown by ``mask_dilate_px`` pixels of the inference grid, not of the frame: a mask is only as
+        sharp as that grid (one grid pixel is three frame pixels of a 1080p frame at ``imgsz`` 640), and an object
+        edge the mask misses is left to the background, where a moving object is not.
+        """
         height, width = frame_hw
         gain, pad_x, pad_y = to_mask_grid
-        grow = self.settings.mask_dilate_px
+        grow = int(np.ceil(self.settings.mask_dilate_px / min(gain, 1.0)))
         x0 = max(0, int(np.floor(box[0])) - grow)
         y0 = max(0, int(np.floor(box[1])) - grow)
         x1 = min(width, int(np.ceil(box[2])) + grow)
@@ -123,8 +127,13 @@ class RegionDetector:
         window = grid_mask[gy0:gy1, gx0:gx1].astype(np.uint8)
         mask = cv2.resize(window, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR) > 0
         if grow > 0:
-            mask = cv2.dilate(mask.astype(np.uint8), self._dilate_kernel) > 0
+            mask = cv2.dilate(mask.astype(np.uint8), _disc(grow)) > 0
         return (y0, y1), (x0, x1), mask
+
+
+@functools.cache
+def _disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 def _letterbox_transform(frame_hw: tuple[int, int], grid_hw: tuple[int, int]) -> tuple[float, float, float]:
