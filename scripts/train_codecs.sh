@@ -2,9 +2,9 @@
 # Train the committed codecs, the way they were trained (weights/MANIFEST.md records each file's exact lineage):
 #   1. generic q4 from scratch, then person q4 fine-tuned from it (transfer learning), distortion on whole patches;
 #   2. q3, q2, q1 each fine-tuned from the rate point above, for generic and person side by side;
-#   3. the person codecs fine-tuned from their stage-2 weights with the distortion judged on the object's pixels
-#      only (the station pastes nothing else): q3 and q4 on batches of 8 128x128 patches, q2 and q1 on batches of
-#      16 64x64 patches (the defaults of `surveil train`, half the pixels a step).
+#   3. person q3 and q4 fine-tuned from their stage-2 weights with the distortion judged on the object's pixels
+#      only (the default of `surveil train`; the station pastes nothing else). Person q1 and q2 are the stage-2
+#      weights: fine-tuned the same way on 64x64 patches they lost to their stage-2 selves (see train.py).
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
 # run folder if interrupted; a step whose weights already exist is skipped.
 # Lambdas per quality: surveil/codecs/library.py QUALITY_LAMBDAS (CompressAI's q1-q4).
@@ -14,7 +14,7 @@ GENERIC_STEPS=${1:-4000}
 FINETUNE_STEPS=${2:-2000}
 THREADS=${THREADS:-1}
 SURVEIL=.venv/bin/surveil
-OLD="--whole-patch-loss --batch 8 --patch 128"  # the first recipe
+OLD="--whole-patch-loss"  # the first recipe
 mkdir -p runs
 
 train() {  # class quality steps out [extra args]
@@ -36,15 +36,10 @@ stage1() {  # class: q4, q3, q2, q1 with whole-patch distortion
   done
 }
 
-object_stage() {  # quality ...: person fine-tuned on object pixels into weights/
+object_stage() {  # quality ...: person q3 and q4 fine-tuned on object pixels into weights/
   for q in "$@"; do
-    if [[ $q -ge 3 ]]; then  # the first recipe's patches, 4000 steps
-      train person "$q" 4000 "weights/person_q${q}.pt" --run-dir "runs/person_q${q}_obj" \
-        --batch 8 --patch 128 --init "runs/person_q${q}_stage1.pt" --lr 1e-4
-    else  # the defaults: 16 patches of 64x64 a step
-      train person "$q" 3500 "weights/person_q${q}.pt" --run-dir "runs/person_q${q}_p64" \
-        --init "runs/person_q${q}_stage1.pt" --lr 1e-4
-    fi
+    train person "$q" 4000 "weights/person_q${q}.pt" --run-dir "runs/person_q${q}_obj" \
+      --init "runs/person_q${q}_stage1.pt" --lr 1e-4
   done
 }
 
@@ -53,6 +48,7 @@ stage1 generic "" "$GENERIC_STEPS" &
 stage1 person "--init runs/generic_q4_stage1.pt --lr 2e-4" "$FINETUNE_STEPS"
 wait
 for q in 4 3 2; do cp -n "runs/generic_q${q}_stage1.pt" "weights/generic_q${q}.pt"; done
-object_stage 3 2 &
-object_stage 4 1
+for q in 2 1; do cp -n "runs/person_q${q}_stage1.pt" "weights/person_q${q}.pt"; done
+object_stage 3 &
+object_stage 4
 wait

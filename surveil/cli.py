@@ -160,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--dataset", default=None, help="dataset class folder (default: --class)")
     tr.add_argument("--out", type=Path, default=None)
     tr.add_argument("--run-dir", type=Path, default=None)
-    tr.add_argument("--batch", type=int, default=16)
-    tr.add_argument("--patch", type=int, default=64)
+    tr.add_argument("--batch", type=int, default=8)
+    tr.add_argument("--patch", type=int, default=128)
     tr.add_argument("--lr", type=float, default=3e-4)
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--whole-patch-loss", action="store_true",

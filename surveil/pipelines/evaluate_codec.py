@@ -272,8 +272,8 @@ def run_codec_evaluation(codec_class: str, qualities: list[int], out: Path | Non
         raise SurveilError(f"no trained weights: {', '.join(missing)} (train them with 'surveil train')")
     learned = [learned_point(p, crops) for p in tqdm(paths, desc=f"{codec_class} learned", unit="quality")]
     anchors: dict[str, list[RDPoint]] = {}
-    generic = [weight_file(PROJECT_WEIGHTS, "generic", q) for q in qualities]
-    if codec_class != "generic" and all(p.exists() for p in generic):
+    generic = [p for p in (weight_file(PROJECT_WEIGHTS, "generic", q) for q in qualities) if p.exists()]
+    if codec_class != "generic" and generic:
         anchors["generic"] = [learned_point(p, crops) for p in tqdm(generic, desc="generic learned", unit="quality")]
     anchors |= {
         "jpeg": [pillow_point("JPEG", q, crops) for q in tqdm(JPEG_QUALITIES, desc="jpeg", unit="quality")],
