@@ -22,7 +22,9 @@ kept) loaded by `surveil.codecs.model.load_codec`; a codec's identity on the wir
 quality and the first 16 hex digits of the file's sha256. Training: `scripts/train_codecs.sh` (loss
 `lambda * 255^2 * MSE + bpp`, Adam, warm-up then cosine learning rate, batch 8 of 128x128 patches).
 "steps" and "loss" are this file's own training stage (loss "object": MSE on the object's pixels; "whole": on whole
-patches, fill included); "history" lists the stages it continues, oldest first, as class, quality, steps and loss.
+patches, fill included); "history" lists the stages it continues, oldest first, as class, quality, steps and loss
+(files trained before lineages were recorded name only the file they started from, which may have been replaced
+since; `scripts/train_codecs.sh` describes every stage).
 RD points: mean over the held-out test split named in the table (bits per canvas pixel, PSNR on object pixels).
 
 | file | sha256 | size | parameters | arch | class | quality | lambda | steps | loss | history | train data \
@@ -38,7 +40,7 @@ def _loss(object_loss: bool) -> str:
 def _history(meta: dict) -> str:
     stages = meta.get("lineage")
     if stages is None:  # written before lineages were recorded
-        return f"from {(meta.get('init') or 'scratch').split('/')[-1]}"
+        return f"from {(meta.get('init') or 'scratch').split('/')[-1]} as it was then"
     if not stages:
         return "scratch"
     return " -> ".join(f"{s['codec_class']} q{s['quality']} {s['steps']} {_loss(s['object_loss'])}" for s in stages)
