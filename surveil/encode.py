@@ -54,6 +54,7 @@ class PacketSinks:
     def __init__(self, publish: str | None, record: Path | None, wait_subscriber_s: float) -> None:
         self.stats = StreamStats()
         self.publisher = None
+        self.recording: RecordingWriter | None = None
         if publish:  # bound before the recording is created, so a bad address leaves no empty recording behind
             from surveil.stream.transport import Publisher
 
@@ -78,7 +79,7 @@ class PacketSinks:
 
     def close(self) -> None:
         try:
-            if getattr(self, "recording", None) is not None:
+            if self.recording is not None:
                 self.recording.close()
         finally:
             if self.publisher is not None:

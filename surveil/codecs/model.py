@@ -30,6 +30,8 @@ from surveil.types import CodecId
 logger = logging.getLogger(__name__)
 
 ARCH_FAMILY = "msh"  # mean-scale hyperprior
+LATENT_STRIDE = 64  # canvas pixels per hyper-latent element: g_a downsamples by 16, h_a by 4 more
+STRINGS_PER_REGION = 2  # the entropy-coded latents y and z
 _NOT_LEARNED = ("_h_s_exact.",)  # derived at load time; files written before it left the module tree still carry it
 
 

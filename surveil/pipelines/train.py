@@ -136,9 +136,13 @@ def _lr_at(step: int, s: TrainSettings) -> float:
 RESUME_MAY_CHANGE = ("steps", "out", "run_dir", "device", "datasets_root", "checkpoint_every")
 
 
+def _settings_dict(s: TrainSettings) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items()}
+
+
 def _recipe(s: TrainSettings) -> dict:
     """What a checkpoint was trained with; resuming under a different recipe would mix two trainings."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items() if k not in RESUME_MAY_CHANGE}
+    return {k: v for k, v in _settings_dict(s).items() if k not in RESUME_MAY_CHANGE}
 
 
 def _stage_of(meta: dict) -> dict:
@@ -249,7 +253,7 @@ def train(s: TrainSettings) -> Path:
         "init": str(s.init) if s.init else None,
         "lineage": lineage,
         "dataset": f"datasets/{s.dataset or s.codec_class}/train",
-        "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items()},
+        "recipe": _settings_dict(s),
         "train_seconds_this_run": round(time.monotonic() - started, 1),
     }
     model.update(force=True)

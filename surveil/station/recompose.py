@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from surveil.codecs.library import CodecLibrary, decode_canvas
+from surveil.codecs.model import LATENT_STRIDE, STRINGS_PER_REGION
 from surveil.errors import StreamError
 from surveil.metrics import StageTimer
 from surveil.regions.centring import paste_region, uncentre_region
@@ -18,9 +19,6 @@ from surveil.scene.coding import decode_picture
 from surveil.types import BackgroundKey, EncodedRegion, FrameEnd, FrameRegions, Packet, StreamEnd
 
 logger = logging.getLogger(__name__)
-
-LATENT_STRIDE = 64  # canvas pixels per hyper-latent element: the codecs downsample by 16, the hyperprior by 4 more
-STRINGS_PER_REGION = 2  # y and z
 
 
 @dataclass
