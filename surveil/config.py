@@ -35,6 +35,19 @@ class DetectorConfig:
 
 
 @dataclass
+class FacesConfig:
+    """Faces found inside person regions become regions of their own (class ``face`` in ``classes``)."""
+
+    enabled: bool = False
+    weights: str = "face_detection_yunet_2026may.onnx"  # OpenCV Zoo YuNet, on the weights search path
+    score: float = 0.4  # YuNet confidence; lower finds more small faces (and a few backs of heads)
+    min_size_px: int = 8  # faces smaller than this (frame pixels) stay with their person
+    margin: float = 0.15  # the face box grown by this fraction of its size on each side (hair, chin)
+    head_fraction: float = 0.5  # only the top part of a person's box is searched
+    search_px: int = 256  # windows smaller than this are upscaled before the search
+
+
+@dataclass
 class CropConfig:
     max_side: int = 256  # larger objects are scaled down to fit
     multiple: int = 64  # canvas sides are padded to a multiple of this (the codec's stride)
@@ -44,6 +57,7 @@ class CropConfig:
 @dataclass
 class CodecConfig:
     quality: int = 3  # rate point 1 (fewest bits) to 4, see codecs/library.py QUALITY_LAMBDAS
+    tier: str = "fast"  # fast: mean-scale hyperprior; high: cheng2020 attention + mixture + checkerboard context
     weights_dir: str = "weights"  # relative to the repository root
     device: str = "auto"
     # A region whose pixels the current background key already shows (mean absolute difference under its mask below
@@ -69,11 +83,13 @@ class Config:
     camera: str = "cam1"
     input: str = "videos/vtest_pets_480x360.mp4"  # default input, resolved on the data search path
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    faces: FacesConfig = field(default_factory=FacesConfig)
     classes: dict[str, list[str]] = field(
         default_factory=lambda: {
             "person": ["person"],
             "vehicle": ["car", "truck", "bus", "motorcycle", "bicycle"],
             "bag": ["backpack", "handbag", "suitcase"],
+            "face": ["face"],
         }
     )
     crops: CropConfig = field(default_factory=CropConfig)
@@ -150,6 +166,7 @@ def load_config(path: str | Path | None = None) -> Config:
 
 
 BACKGROUND_CODECS = ("libx264", "libx265")
+CODEC_TIERS = ("fast", "high")  # the names of surveil.codecs.model.TIERS (not imported: that pulls in torch)
 X26X_PRESETS = (
     *("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
     *("slow", "slower", "veryslow", "placebo"),
@@ -160,6 +177,11 @@ _BOUNDS: list[tuple[str, float, float | None]] = [  # dotted key, lowest, highes
     ("detector.imgsz", 32, None),
     ("detector.mask_dilate_px", 0, None),
     ("detector.min_area_px", 0, None),
+    ("faces.score", 0, 1),
+    ("faces.min_size_px", 1, None),
+    ("faces.margin", 0, 1),
+    ("faces.head_fraction", 0, 1),
+    ("faces.search_px", 16, None),
     ("crops.fill", 0, 255),
     ("codec.quality", 1, None),
     ("codec.reuse_key_below", 0, 255),
@@ -183,6 +205,7 @@ def _check_values(config: Config) -> None:
     for key, value, choices in [
         ("background.codec", config.background.codec, BACKGROUND_CODECS),
         ("background.preset", config.background.preset, X26X_PRESETS),
+        ("codec.tier", config.codec.tier, CODEC_TIERS),
     ]:
         if value not in choices:
             raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}, got {value!r}")

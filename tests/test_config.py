@@ -127,6 +127,9 @@ def test_wrong_type_is_named(tmp_path: Path, values: dict, dotted: str) -> None:
         ({"detector": {"imgsz": 0}}, "detector.imgsz"),
         ({"detector": {"mask_dilate_px": -1}}, "detector.mask_dilate_px"),
         ({"crops": {"fill": 300}}, "crops.fill"),  # would wrap silently in a uint8 canvas
+        ({"faces": {"score": 1.2}}, "faces.score"),
+        ({"faces": {"min_size_px": 0}}, "faces.min_size_px"),
+        ({"faces": {"search_px": 8}}, "faces.search_px"),
         ({"codec": {"quality": 0}}, "codec.quality"),
         ({"background": {"crf": 60}}, "background.crf"),
         ({"background": {"crf": -5}}, "background.crf"),  # x264 refuses it mid-stream

@@ -152,3 +152,38 @@ def test_live_stream_equals_recording(vtest: Path, tmp_path: Path) -> None:
     live = [(e["seq"], e["md5"]) for e in _events(live_events)]
     assert len(live) == FRAMES
     assert live == [(e["seq"], e["md5"]) for e in _events(recorded_events)]
+
+
+def test_faces_travel_apart_and_a_station_not_cleared_for_them_never_sees_them(tmp_path: Path) -> None:
+    """Town Centre with faces enabled: faces are regions of their own under <camera>/obj/face, children of persons;
+    a station that subscribes to everything but faces receives persons with the face pixels left out."""
+    video = find_data("videos/towncentre_pedestrians_1080p.mp4")
+    if video is None:
+        pytest.skip("shared data not found: Town Centre clip")
+    config = tmp_path / "faces.yaml"
+    config.write_text("faces:\n  enabled: true\n")
+    recording = tmp_path / "tc.rec"
+    frames = 2
+    result = _run(
+        ["encode", "--config", str(config), "--input", str(video), "--record", str(recording), "--max-frames", "2"]
+    )
+    assert result.returncode == 0, result.stderr
+    assert "face" in result.stdout  # its own stream in the summary
+
+    def decode(name: str, *topics: str) -> list[dict]:
+        events = tmp_path / f"{name}.jsonl"
+        args = ["decode", "--config", str(config), "--input", str(recording), "--output", str(tmp_path / f"{name}.mp4")]
+        decoded = _run([*args, "--events", str(events), *(["--topics", *topics] if topics else [])])
+        assert decoded.returncode == 0, decoded.stderr
+        lines = _events(events)
+        assert len(lines) == frames
+        return [r for e in lines for r in e["regions"]]
+
+    everything = decode("all")
+    faces = [r for r in everything if r["class"] == "face"]
+    person_ids = {r["id"] for r in everything if r["class"] == "person"}
+    assert faces, "Town Centre's first frames show faces"
+    assert all(r["parent"] in person_ids and r["codec"].split("/")[1] in ("face", "generic") for r in faces)
+    cleared = decode("no_faces", "cam1/bg", "cam1/obj/person", "cam1/obj/generic", "cam1/obj/vehicle", "cam1/obj/bag")
+    assert not [r for r in cleared if r["class"] == "face"]
+    assert sum(r["class"] == "person" for r in cleared) == sum(r["class"] == "person" for r in everything)

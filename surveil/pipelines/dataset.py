@@ -1,7 +1,14 @@
-"""Class crop datasets, cut with the daemon's own region and centring code.
+"""Class crop datasets, cut with the daemon's own region, face and centring code.
 
-Train and test come from different sources (never from different frames of one video), so no test crop has a
-near-twin in training: the Oxford Town Centre clip and Kodak 21-24 are held out for evaluation.
+Train and test come from different sources or identities (never from different frames of one video), so no test
+crop has a near-twin in training:
+- the Oxford Town Centre clip and Kodak 21-24 are held out for evaluation;
+- faces: LFW identities whose names start with Ab, Ad, Am, As or Au and ORL subjects s33-s40 are held out, with the
+  Town Centre faces; the other LFW identities, ORL s1-s32 and the faces of the training videos train;
+- vehicles: the car park clip is split in time at frame 190; the cars that cross it before train, the cars after test
+  (no car is parked there: each car is seen in one stretch only). vtest's two parked vans, Kodak 1-20 and zidane.jpg
+  train; bus.jpg tests. These are few distinct vehicles, so the class's sets are small: the counts are in each
+  split's index.json.
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -32,13 +39,25 @@ DATASETS_ROOT = REPO_ROOT / "datasets"
 class VideoRecipe:
     path: str  # on the data search path
     every: int  # keep one frame in this many
+    start: int = 0  # first frame (a time split keeps the objects of one stretch apart from another's)
+    stop: int | None = None  # frame after the last one (None: the end)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    folder: str  # on the data search path
+    patterns: tuple[str, ...] = ("*.png", "*.jpg")  # globs inside it (an identity split names its identities)
+
+    @property
+    def name(self) -> str:
+        return f"{self.folder}/{'|'.join(self.patterns)}"
 
 
 @dataclass(frozen=True)
 class SplitRecipe:
     videos: tuple[VideoRecipe, ...] = ()
-    image_dirs: tuple[str, ...] = ()  # images run through the detector (crops of matching classes)
-    whole_images: tuple[str, ...] = ()  # images kept whole (generic natural content), globs on the data path
+    images: tuple[ImageSet, ...] = ()  # photos run through the detector (crops of matching classes)
+    whole_images: tuple[str, ...] = ()  # images kept whole (generic natural content), on the data path
     max_crops: int = 4000
 
 
@@ -46,6 +65,7 @@ class SplitRecipe:
 class DatasetRecipe:
     codec_class: str  # "generic" takes crops of every class
     splits: dict[str, SplitRecipe] = field(default_factory=dict)
+    faces: bool = False  # cut with the face finder on (faces carved out of persons, as an edge with faces enabled)
 
 
 TRAIN_VIDEOS = (
@@ -54,25 +74,64 @@ TRAIN_VIDEOS = (
     VideoRecipe("videos/intel_car-detection.mp4", every=4),
 )
 HELD_OUT_VIDEOS = (VideoRecipe("videos/towncentre_pedestrians_1080p.mp4", every=3),)
+KODAK_TRAIN = tuple(f"kodim{i:02d}.png" for i in range(1, 21))
+KODAK_TEST = tuple(f"kodim{i:02d}.png" for i in range(21, 25))
+LFW = "faces/lfw_deepfunneled_A_subset"
+LFW_TEST = ("Ab*/*.jpg", "Ad*/*.jpg", "Am*/*.jpg", "As*/*.jpg", "Au*/*.jpg")
+LFW_TRAIN = tuple(f"A{c}*/*.jpg" for c in "acefghijklnopqrtvwxyz")
+ORL = "faces/att_orl_faces"
+ORL_TEST = tuple(f"s{i}/*.pgm" for i in range(33, 41))
+ORL_TRAIN = tuple(f"s{i}/*.pgm" for i in range(1, 33))
+CAR_PARK_SPLIT = 190  # intel_car-detection: a car crosses at frames 200-232 and another near 344, none at 190
 
 RECIPES = {
     "person": DatasetRecipe(
         "person",
         {
-            "train": SplitRecipe(videos=TRAIN_VIDEOS, image_dirs=("people/inria_person_96x160_train_pos",)),
+            "train": SplitRecipe(videos=TRAIN_VIDEOS, images=(ImageSet("people/inria_person_96x160_train_pos"),)),
             "test": SplitRecipe(videos=HELD_OUT_VIDEOS, max_crops=300),
+        },
+    ),
+    "face": DatasetRecipe(
+        "face",
+        {
+            "train": SplitRecipe(videos=TRAIN_VIDEOS, images=(ImageSet(LFW, LFW_TRAIN), ImageSet(ORL, ORL_TRAIN))),
+            "test": SplitRecipe(
+                videos=HELD_OUT_VIDEOS, images=(ImageSet(LFW, LFW_TEST), ImageSet(ORL, ORL_TEST)), max_crops=300
+            ),
+        },
+        faces=True,
+    ),
+    "vehicle": DatasetRecipe(
+        "vehicle",
+        {
+            "train": SplitRecipe(
+                videos=(
+                    VideoRecipe("videos/vtest_pets_480x360.mp4", every=40),  # two parked vans: few frames suffice
+                    VideoRecipe("videos/intel_car-detection.mp4", every=1, stop=CAR_PARK_SPLIT),
+                ),
+                images=(ImageSet("images/kodak", KODAK_TRAIN), ImageSet("people/scenes", ("zidane.jpg",))),
+            ),
+            "test": SplitRecipe(
+                videos=(VideoRecipe("videos/intel_car-detection.mp4", every=1, start=CAR_PARK_SPLIT),),
+                images=(ImageSet("people/scenes", ("bus.jpg",)),),
+                max_crops=300,
+            ),
+        },
+    ),
+    "bag": DatasetRecipe(
+        "bag",
+        {
+            "train": SplitRecipe(videos=TRAIN_VIDEOS, images=(ImageSet("people/inria_person_96x160_train_pos"),)),
+            "test": SplitRecipe(videos=(VideoRecipe("videos/towncentre_pedestrians_1080p.mp4", every=1),)),
         },
     ),
     "generic": DatasetRecipe(
         "generic",
         {
-            "train": SplitRecipe(
-                videos=TRAIN_VIDEOS, whole_images=tuple(f"images/kodak/kodim{i:02d}.png" for i in range(1, 21))
-            ),
+            "train": SplitRecipe(videos=TRAIN_VIDEOS, whole_images=tuple(f"images/kodak/{k}" for k in KODAK_TRAIN)),
             "test": SplitRecipe(
-                videos=HELD_OUT_VIDEOS,
-                whole_images=tuple(f"images/kodak/kodim{i:02d}.png" for i in range(21, 25)),
-                max_crops=300,
+                videos=HELD_OUT_VIDEOS, whole_images=tuple(f"images/kodak/{k}" for k in KODAK_TEST), max_crops=300
             ),
         },
     ),
@@ -113,23 +172,31 @@ class CropCutter:
         return crops
 
     def video(self, video: VideoRecipe) -> list[LabelledCrop]:
-        key = (video.path, video.every)
+        key = (f"{video.path}[{video.start}:{video.stop}]", video.every)
         if key not in self._cache:
             crops: list[LabelledCrop] = []
             with ingest.open_source(str(_require(video.path))) as source:
                 for frame in tqdm(source, desc=f"crops {Path(video.path).name}", unit="frame"):
-                    if frame.seq % video.every == 0:
+                    if video.stop is not None and frame.seq >= video.stop:
+                        break
+                    if frame.seq >= video.start and (frame.seq - video.start) % video.every == 0:
                         crops += self._crops_of(frame.image)
             self._cache[key] = crops
         return self._cache[key]
 
-    def image_dir(self, folder: str) -> list[LabelledCrop]:
-        key = (folder, 0)
+    def image_set(self, images: ImageSet) -> list[LabelledCrop]:
+        key = (images.name, 0)
         if key not in self._cache:
-            files = sorted(_require(folder).glob("*.png")) + sorted(_require(folder).glob("*.jpg"))
+            root = _require(images.folder)
+            files = sorted({f for pattern in images.patterns for f in root.glob(pattern)})
+            if not files:
+                raise SurveilError(f"no images match {images.name} on the data path")
             crops: list[LabelledCrop] = []
-            for file in tqdm(files, desc=f"crops {folder}", unit="img"):
-                crops += self._crops_of(cv2.imread(str(file))[..., ::-1])
+            for file in tqdm(files, desc=f"crops {images.folder}", unit="img"):
+                picture = cv2.imread(str(file), cv2.IMREAD_COLOR)
+                if picture is None:
+                    raise SurveilError(f"cannot read image {file}")
+                crops += self._crops_of(picture[..., ::-1])
             self._cache[key] = crops
         return self._cache[key]
 
@@ -148,9 +215,10 @@ def build_split(recipe: DatasetRecipe, split: str, cutter: CropCutter, out_dir: 
     rng = np.random.default_rng(0)
     crops: list[tuple[str, np.ndarray]] = []
     for video in spec.videos:
-        crops += [(video.path, c) for c in _keep(cutter.video(video), recipe.codec_class)]
-    for folder in spec.image_dirs:
-        crops += [(folder, c) for c in _keep(cutter.image_dir(folder), recipe.codec_class)]
+        name = video.path if (video.start, video.stop) == (0, None) else f"{video.path}[{video.start}:{video.stop}]"
+        crops += [(name, c) for c in _keep(cutter.video(video), recipe.codec_class)]
+    for images in spec.images:
+        crops += [(images.name, c) for c in _keep(cutter.image_set(images), recipe.codec_class)]
     if len(crops) > spec.max_crops:
         keep = np.sort(rng.choice(len(crops), spec.max_crops, replace=False))
         crops = [crops[i] for i in keep]
@@ -174,12 +242,14 @@ def build_datasets(
     unknown = [c for c in codec_classes if c not in RECIPES]
     if unknown:
         raise SurveilError(f"no dataset recipe for class '{unknown[0]}' (known: {', '.join(RECIPES)})")
-    cutter = CropCutter(config)
+    cutters: dict[bool, CropCutter] = {}
     indexes = []
     for codec_class in codec_classes:
         recipe = RECIPES[codec_class]
+        if recipe.faces not in cutters:
+            cutters[recipe.faces] = CropCutter(replace(config, faces=replace(config.faces, enabled=recipe.faces)))
         wanted = [split for split in recipe.splits if split in splits]
-        indexes += [build_split(recipe, split, cutter, root / codec_class / split) for split in wanted]
+        indexes += [build_split(recipe, split, cutters[recipe.faces], root / codec_class / split) for split in wanted]
     return indexes
 
 

@@ -14,6 +14,7 @@ from surveil.config import Config, DetectorConfig
 from surveil.devices import resolve_device
 from surveil.errors import SurveilError
 from surveil.paths import find_in, weights_path
+from surveil.regions.faces import FACE_LABEL, FaceFinder, carve_faces
 from surveil.types import Frame, Region
 
 logger = logging.getLogger(__name__)
@@ -47,12 +48,13 @@ class RegionDetector:
             raise SurveilError(f"cannot load detector weights {weights}: {exc}") from exc
         self.device = resolve_device(self.settings.device)
         self.names: dict[int, str] = self.model.names
+        self.faces = FaceFinder(config.faces) if config.faces.enabled else None
 
     def detect(self, frame: Frame) -> list[Region]:
         return self.detect_image(frame.image)
 
     def detect_image(self, image: np.ndarray) -> list[Region]:
-        """Regions in an RGB image, highest score first; each pixel belongs to at most one region."""
+        """Regions in an RGB image, highest score first, then faces; each pixel belongs to at most one region."""
         result = self.model.predict(
             np.ascontiguousarray(image[..., ::-1]),  # ultralytics takes BGR arrays
             conf=self.settings.confidence,
@@ -96,6 +98,9 @@ class RegionDetector:
                     mask=mask,
                 )
             )
+        if self.faces is not None:
+            face_class = self.config.codec_class_of(FACE_LABEL)
+            regions = carve_faces(image, regions, self.faces, face_class, self.settings.min_area_px)
         return regions
 
     def _mask_in_frame(

@@ -49,6 +49,7 @@ class RecomposedFrame:
                     "class": r.codec_class,
                     "score": round(r.score, 4),
                     "box": list(r.box),
+                    "parent": r.parent_id,
                     "mask_pixels": int(r.mask.sum()),
                     "codec": r.codec.key,
                     "bytes": r.payload_bytes,
