@@ -79,7 +79,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    out = args.out or weight_file(PROJECT_WEIGHTS, args.codec_class, args.quality)
+    out = args.out or weight_file(PROJECT_WEIGHTS, args.codec_class, args.quality, args.tier)
     lmbda = args.lmbda if args.lmbda is not None else QUALITY_LAMBDAS.get(args.quality)
     if lmbda is None:
         raise SurveilError(f"quality {args.quality} has no default lambda: give --lambda")
@@ -89,7 +89,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lmbda=lmbda,
         steps=args.steps,
         out=out,
-        run_dir=args.run_dir or REPO_ROOT / "runs" / f"{args.codec_class}_q{args.quality}",
+        run_dir=args.run_dir or REPO_ROOT / "runs" / out.stem,
         init=args.init,
         dataset=args.dataset,
         batch=args.batch,
@@ -97,6 +97,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         device=args.device,
         object_loss=not args.whole_patch_loss,
+        tier=args.tier,
     )
     print(f"wrote {train(settings)}")
     return 0
@@ -105,7 +106,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval_codec(args: argparse.Namespace) -> int:
     from surveil.pipelines.evaluate_codec import run_codec_evaluation
 
-    print(run_codec_evaluation(args.codec_class, args.qualities, args.out))
+    print(run_codec_evaluation(args.codec_class, args.qualities, args.out, tuple(args.tiers)))
     return 0
 
 
@@ -153,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a region codec (resumes from its run folder)")
     tr.add_argument("--class", dest="codec_class", required=True)
     tr.add_argument("--quality", type=int, required=True)
+    tr.add_argument("--tier", choices=("fast", "high"), default="fast", help="model family (default: fast)")
     tr.add_argument("--lambda", dest="lmbda", type=float, default=None,
                     help="rate-distortion trade-off (default: the quality's, see codecs/library.py QUALITY_LAMBDAS)")
     tr.add_argument("--steps", type=int, required=True)
@@ -170,9 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="CPU threads for torch (default: torch's choice; 1 is far faster on a busy machine)")
     tr.set_defaults(func=_cmd_train)
 
-    ev = sub.add_parser("eval-codec", help="bpp/PSNR of a class codec against JPEG on held-out crops")
+    ev = sub.add_parser(
+        "eval-codec", help="RD (PSNR, MS-SSIM) of a class's codecs against generic, JPEG, WebP, x265, AV1"
+    )
     ev.add_argument("--class", dest="codec_class", default="person")
-    ev.add_argument("--qualities", type=int, nargs="+", default=[1, 2, 3])
+    ev.add_argument("--qualities", type=int, nargs="+", default=[1, 2, 3, 4])
+    ev.add_argument("--tiers", nargs="+", choices=("fast", "high"), default=["fast", "high"])
     ev.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     ev.set_defaults(func=_cmd_eval_codec)
     return parser

@@ -12,7 +12,6 @@ from surveil.pipelines.evaluate_codec import (
     av1_point,
     bd_rate,
     interpolate,
-    masked_psnr,
     pillow_point,
     x265_point,
 )
@@ -30,6 +29,15 @@ def test_bd_rate_of_a_uniform_saving() -> None:
     assert bd_rate(_curve(), _curve()) == pytest.approx(0.0)
 
 
+def test_bd_rate_in_ms_ssim() -> None:
+    def with_ms_ssim(curve: list[RDPoint]) -> list[RDPoint]:
+        for point in curve:
+            point.ms_ssim = 1 - 10 ** (-(point.psnr - 20) / 10)  # 10..19 dB in MS-SSIM's dB form
+        return curve
+
+    assert bd_rate(with_ms_ssim(_curve()), with_ms_ssim(_curve(scale=0.7)), "ms_ssim_db") == pytest.approx(-30.0)
+
+
 def test_bd_rate_needs_overlap() -> None:
     assert bd_rate(_curve(), _curve(shift_db=20.0)) is None
     assert bd_rate(_curve(), _curve()[:1]) is None
@@ -42,17 +50,6 @@ def test_interpolate_both_ways_and_refuses_to_extrapolate() -> None:
     assert interpolate(curve, 36.0, psnr_at_bpp=False) == pytest.approx(0.4)
     assert interpolate(curve, 0.05, psnr_at_bpp=True) is None
     assert interpolate(curve, 45.0, psnr_at_bpp=False) is None
-
-
-def test_masked_psnr_ignores_pixels_outside_the_mask() -> None:
-    a = np.zeros((4, 4, 3), np.uint8)
-    b = a.copy()
-    b[0, 0] = 255
-    mask = np.ones((4, 4), bool)
-    mask[0, 0] = False
-    assert masked_psnr(a, b, mask) == 100.0
-    b[1, 1] = 1
-    assert masked_psnr(a, b, mask) == pytest.approx(10 * np.log10(255**2 / (3 / (15 * 3))))
 
 
 def test_start_codes_are_not_counted() -> None:

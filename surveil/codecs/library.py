@@ -1,4 +1,4 @@
-"""The per-class codec library: weights looked up by (class, quality), generic fallback, batched coding.
+"""The per-class codec library: weights looked up by (class, tier, quality), generic fallback, batched coding.
 
 The edge asks for ``codec_for(class)``; the station asks for ``by_id(codec_id)`` and gets an error, never a wrong
 decoder, when it does not hold the exact weights a region was coded with.
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surveil.codecs.model import LoadedCodec, load_codec
+from surveil.codecs.model import TIERS, LoadedCodec, load_codec, tier_of
 from surveil.config import Config
 from surveil.devices import resolve_device
 from surveil.errors import CodecMismatchError, SurveilError
@@ -28,23 +28,25 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
 QUALITY_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
 
 
-def weight_file(weights_dir: Path, codec_class: str, quality: int) -> Path:
-    return weights_dir / f"{codec_class}_q{quality}.pt"
+def weight_file(weights_dir: Path, codec_class: str, quality: int, tier: str = "fast") -> Path:
+    """``<class>_q<quality>.pt`` for the fast tier, ``<class>_<tier>_q<quality>.pt`` for the others."""
+    if tier not in TIERS:
+        raise SurveilError(f"unknown codec tier {tier!r} (known: {', '.join(TIERS)})")
+    return weights_dir / (f"{codec_class}_q{quality}.pt" if tier == "fast" else f"{codec_class}_{tier}_q{quality}.pt")
 
 
 class CodecLibrary:
-    def __init__(self, weights_dir: Path, quality: int, device: str = "cpu") -> None:
+    def __init__(self, weights_dir: Path, quality: int, device: str = "cpu", tier: str = "fast") -> None:
         self.weights_dir = Path(weights_dir)
         self.quality = quality
         self.device = device
+        self.tier = tier
         self._by_class: dict[str, LoadedCodec] = {}
         self._by_key: dict[str, LoadedCodec] = {}
-        if not weight_file(self.weights_dir, FALLBACK_CLASS, quality).exists():
+        fallback = weight_file(self.weights_dir, FALLBACK_CLASS, quality, tier)
+        if not fallback.exists():
             available = sorted(p.name for p in self.weights_dir.glob("*.pt"))
-            raise SurveilError(
-                f"codec weights missing: {weight_file(self.weights_dir, FALLBACK_CLASS, quality)} "
-                f"(available: {', '.join(available) or 'none'})"
-            )
+            raise SurveilError(f"codec weights missing: {fallback} (available: {', '.join(available) or 'none'})")
 
     def _load(self, path: Path) -> LoadedCodec:
         loaded = load_codec(path, self.device)
@@ -53,11 +55,11 @@ class CodecLibrary:
         return loaded
 
     def codec_for(self, codec_class: str) -> LoadedCodec:
-        """The class's own codec at the configured quality, else the generic one."""
+        """The class's own codec at the configured tier and quality, else the generic one."""
         if codec_class not in self._by_class:
-            path = weight_file(self.weights_dir, codec_class, self.quality)
+            path = weight_file(self.weights_dir, codec_class, self.quality, self.tier)
             if not path.exists():
-                path = weight_file(self.weights_dir, FALLBACK_CLASS, self.quality)
+                path = weight_file(self.weights_dir, FALLBACK_CLASS, self.quality, self.tier)
             self._by_class[codec_class] = self._load(path)
         return self._by_class[codec_class]
 
@@ -65,7 +67,11 @@ class CodecLibrary:
         if not _PLAIN_NAME.fullmatch(codec_id.codec_class):  # it names a file: nothing from the wire reaches a path
             raise CodecMismatchError(f"codec class {codec_id.codec_class!r} is not a plain name")
         if codec_id.key not in self._by_key:
-            path = weight_file(self.weights_dir, codec_id.codec_class, codec_id.quality)
+            try:
+                tier = tier_of(codec_id.arch)
+            except SurveilError as exc:
+                raise CodecMismatchError(str(exc)) from exc
+            path = weight_file(self.weights_dir, codec_id.codec_class, codec_id.quality, tier)
             if path.exists():
                 self._load(path)
         if codec_id.key not in self._by_key:
@@ -81,7 +87,7 @@ def build_library(config: Config) -> CodecLibrary:
     weights_dir = Path(config.codec.weights_dir)
     if not weights_dir.is_absolute():
         weights_dir = REPO_ROOT / weights_dir
-    return CodecLibrary(weights_dir, config.codec.quality, resolve_device(config.codec.device))
+    return CodecLibrary(weights_dir, config.codec.quality, resolve_device(config.codec.device), config.codec.tier)
 
 
 def to_tensor(canvases: list[np.ndarray], device: str) -> torch.Tensor:

@@ -29,7 +29,8 @@ from surveil.types import CodecId
 
 logger = logging.getLogger(__name__)
 
-ARCH_FAMILY = "msh"  # mean-scale hyperprior
+ARCH_FAMILY = "msh"  # mean-scale hyperprior (the fast tier)
+MIXTURE_FAMILY = "cgm"  # cheng2020 attention + Gaussian mixture + checkerboard context (the high-efficiency tier)
 LATENT_STRIDE = 64  # canvas pixels per hyper-latent element: g_a downsamples by 16, h_a by 4 more
 STRINGS_PER_REGION = 2  # the entropy-coded latents y and z
 _NOT_LEARNED = ("_h_s_exact.",)  # derived at load time; files written before it left the module tree still carry it
@@ -38,11 +39,37 @@ _NOT_LEARNED = ("_h_s_exact.",)  # derived at load time; files written before it
 @dataclass(frozen=True)
 class CodecArch:
     n: int = 64
-    m: int = 96
+    m: int = 96  # latent channels (the mixture family has m == n)
+    family: str = ARCH_FAMILY
 
     @property
     def name(self) -> str:
-        return f"{ARCH_FAMILY}-n{self.n}m{self.m}"
+        return f"{self.family}-n{self.n}m{self.m}"
+
+
+TIERS = {"fast": CodecArch(), "high": CodecArch(n=64, m=64, family=MIXTURE_FAMILY)}
+
+
+def tier_of(arch_name: str) -> str:
+    """The tier whose family an architecture name (``CodecId.arch``) belongs to; SurveilError if none."""
+    family = arch_name.split("-", 1)[0]
+    for tier, arch in TIERS.items():
+        if arch.family == family:
+            return tier
+    raise SurveilError(f"unknown codec architecture {arch_name!r} (known families: msh, cgm)")
+
+
+def build_model(arch: CodecArch) -> nn.Module:
+    """An untrained model of the architecture."""
+    if arch.family == ARCH_FAMILY:
+        return RegionCodecModel(arch)
+    if arch.family == MIXTURE_FAMILY:
+        from surveil.codecs.mixture import MixtureCodecModel
+
+        if arch.m != arch.n:
+            raise SurveilError(f"{arch.name}: the mixture family codes n latent channels (m must equal n)")
+        return MixtureCodecModel(arch)
+    raise SurveilError(f"unknown codec architecture family {arch.family!r}")
 
 
 class RegionCodecModel(MeanScaleHyperprior):
@@ -111,12 +138,12 @@ def _single_threaded(active: bool) -> Iterator[None]:
 
 @dataclass
 class LoadedCodec:
-    model: RegionCodecModel
+    model: nn.Module  # RegionCodecModel or MixtureCodecModel: compress, decompress, device_name
     codec_id: CodecId
     meta: dict
 
 
-def save_codec(model: RegionCodecModel, path: Path, meta: dict) -> str:
+def save_codec(model: nn.Module, path: Path, meta: dict) -> str:
     """Write the learned parameters in fp16 (buffers kept as they are) with metadata; returns the file's sha256.
 
     Buffers stay in full precision: they include bounds such as the 1e-9 likelihood floor, which fp16 flushes to
@@ -125,7 +152,8 @@ def save_codec(model: RegionCodecModel, path: Path, meta: dict) -> str:
     parameters = {name for name, _ in model.named_parameters()}
     state = {k: (v.half() if k in parameters else v) for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"arch": {"n": model.arch.n, "m": model.arch.m}, "meta": meta, "state_dict": state}, path)
+    arch = {"n": model.arch.n, "m": model.arch.m, "family": model.arch.family}
+    torch.save({"arch": arch, "meta": meta, "state_dict": state}, path)
     return file_sha256(path)
 
 
@@ -137,8 +165,8 @@ def load_codec(path: Path, device: str = "cpu") -> LoadedCodec:
     """Weights written by :func:`save_codec`; anything else is a :class:`SurveilError` naming the file."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        arch = CodecArch(**checkpoint["arch"])
-        model = RegionCodecModel(arch)
+        arch = CodecArch(**checkpoint["arch"])  # files from before the mixture tier carry no family: msh
+        model = build_model(arch)
         state = {k: (v.float() if v.is_floating_point() else v) for k, v in checkpoint["state_dict"].items()}
         model.load_state_dict({k: v for k, v in state.items() if not k.startswith(_NOT_LEARNED)})
         meta = checkpoint["meta"]
@@ -148,7 +176,7 @@ def load_codec(path: Path, device: str = "cpu") -> LoadedCodec:
             quality=int(meta["quality"]),
             weights_sha=file_sha256(path)[:16],
         )
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, pickle.UnpicklingError, SurveilError) as exc:
         raise SurveilError(f"cannot load codec weights {path}: {exc}") from exc
     model.eval()
     model.prepare_for_coding()

@@ -1,11 +1,14 @@
-"""Rate-distortion of a class codec against conventional image codecs on the class's held-out crops.
+"""Rate-distortion of a class's codecs (each tier, and the generic codec of that tier) against conventional image
+codecs on the class's held-out crops.
 
 Accounting, the same for every codec: the crop is the masked, centred canvas the edge really sends (``fill``
 outside the object); bits are everything the decoder needs for that canvas (a JPEG/WebP file with its headers; the
 learned codec's entropy-coded strings plus the 4 bytes of latent shape the signalling carries; x265 intra's NAL units
 with its parameter sets, without start codes or its informational SEI, as BPG counts them; SVT-AV1's OBUs in
-still-picture mode); bpp divides by the canvas's pixels; PSNR is measured on the object's pixels only (the fill is
-never shown). Curves are averaged over crops at each quality setting (mean bpp, mean PSNR).
+still-picture mode); bpp divides by the canvas's pixels; fidelity is judged on the object's pixels only (the fill is
+never shown): PSNR over the mask, MS-SSIM of the decoded object pasted into the original canvas (see fidelity.py).
+Curves are averaged over crops at each quality setting (mean bpp, mean PSNR, mean MS-SSIM). Milliseconds are wall
+time per crop on this machine, one crop at a time.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from surveil.codecs.library import decode_canvas, encode_canvases, weight_file
-from surveil.codecs.model import load_codec
+from surveil.codecs.model import TIERS, load_codec
 from surveil.config import load_config
 from surveil.errors import SurveilError
 from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT
 from surveil.pipelines.dataset import DATASETS_ROOT, build_datasets, load_split_with_masks
+from surveil.pipelines.fidelity import masked_ms_ssim, masked_psnr, ms_ssim_db
 
 logger = logging.getLogger(__name__)
 
@@ -37,28 +41,36 @@ X265_CRFS = (20, 24, 28, 32, 36, 40, 44, 48, 51)
 AV1_CRFS = (20, 28, 36, 44, 52, 60, 63)
 
 
+METRICS = ("psnr", "ms_ssim_db")
+
+
 @dataclass
 class RDPoint:
     codec: str
     setting: str
     bpp: float
     psnr: float
+    ms_ssim: float = 1.0
     encode_ms: float = 0.0
     decode_ms: float = 0.0
 
-
-def masked_psnr(original: np.ndarray, decoded: np.ndarray, mask: np.ndarray) -> float:
-    diff = original[mask].astype(np.float64) - decoded[mask].astype(np.float64)
-    mse = float(np.mean(diff**2)) if diff.size else 0.0
-    return 100.0 if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+    @property
+    def ms_ssim_db(self) -> float:
+        return ms_ssim_db(self.ms_ssim)
 
 
-Row = tuple[float, float, float, float]  # bpp, PSNR, encode ms, decode ms
+Row = tuple[float, float, float, float, float]  # bpp, PSNR, MS-SSIM, encode ms, decode ms
 
 
 def _row(nbytes: int, rgb: np.ndarray, decoded: np.ndarray, mask: np.ndarray, times: tuple[float, float, float]) -> Row:
     started, encoded, done = times
-    return 8 * nbytes / mask.size, masked_psnr(rgb, decoded, mask), 1e3 * (encoded - started), 1e3 * (done - encoded)
+    return (
+        8 * nbytes / mask.size,
+        masked_psnr(rgb, decoded, mask),
+        masked_ms_ssim(rgb, decoded, mask),
+        1e3 * (encoded - started),
+        1e3 * (done - encoded),
+    )
 
 
 def _average(codec: str, setting: str, rows: list[Row]) -> RDPoint:
@@ -77,7 +89,8 @@ def learned_point(path: Path, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDP
         done = time.perf_counter()
         nbytes = sum(len(s) for s in strings) + LATENT_SHAPE_BYTES
         rows.append(_row(nbytes, rgb, decoded, mask, (started, encoded, done)))
-    return _average("learned", f"{codec.codec_id.codec_class} q{codec.codec_id.quality}", rows)
+    tier = "fast" if codec.codec_id.arch.startswith(TIERS["fast"].family) else "high"
+    return _average(f"{codec.codec_id.codec_class} {tier}", f"q{codec.codec_id.quality}", rows)
 
 
 def pillow_point(fmt: str, quality: int, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
@@ -165,18 +178,19 @@ def interpolate(curve: list[RDPoint], x: float, *, psnr_at_bpp: bool) -> float |
     return float(np.exp(np.interp(x, psnr[order], log_bpp[order])))
 
 
-def bd_rate(anchor: list[RDPoint], test: list[RDPoint]) -> float | None:
-    """Bjøntegaard delta rate of ``test`` against ``anchor`` in percent (negative: fewer bits for the same PSNR).
+def bd_rate(anchor: list[RDPoint], test: list[RDPoint], metric: str = "psnr") -> float | None:
+    """Bjøntegaard delta rate of ``test`` against ``anchor`` in percent (negative: fewer bits for the same quality).
 
-    Log-rate as a monotone piecewise-cubic (PCHIP) function of PSNR for each curve, averaged over the PSNR range both
-    curves cover; None when they do not overlap or a curve has fewer than two points.
+    Log-rate as a monotone piecewise-cubic (PCHIP) function of the quality (``psnr`` or ``ms_ssim_db``) for each
+    curve, averaged over the quality range both curves cover; None when they do not overlap or a curve has fewer
+    than two points.
     """
     from scipy.interpolate import PchipInterpolator
 
     curves = []
     for curve in (anchor, test):
-        points = sorted(curve, key=lambda p: p.psnr)
-        psnr = np.array([p.psnr for p in points])
+        points = sorted(curve, key=lambda p: getattr(p, metric))
+        psnr = np.array([getattr(p, metric) for p in points])
         if len(points) < 2 or np.any(np.diff(psnr) <= 0):
             return None
         curves.append((psnr, PchipInterpolator(psnr, np.log([p.bpp for p in points]))))
@@ -198,13 +212,18 @@ def comparison_table(learned: list[RDPoint], anchors: dict[str, list[RDPoint]]) 
     relative to it (negative: the learned codec needs fewer). "below range" means the anchor cannot go that low in
     PSNR at any setting tried (it spends more bits than its lowest setting even there); "above range" the reverse."""
     names = list(anchors)
-    head = "| codec | bpp | PSNR (dB) | enc ms | dec ms | " + " | ".join(f"{n} bpp at same PSNR" for n in names) + " |"
-    lines = [head, "|" + "---|" * (5 + len(names))]
+    head = (
+        "| codec | bpp | PSNR (dB) | MS-SSIM | enc ms | dec ms | "
+        + " | ".join(f"{n} bpp at same PSNR" for n in names)
+        + " |"
+    )
+    lines = [head, "|" + "---|" * (6 + len(names))]
     for point in learned:
         cells = [
-            point.setting,
+            f"{point.codec} {point.setting}",
             f"{point.bpp:.3f}",
             f"{point.psnr:.2f}",
+            f"{point.ms_ssim:.4f}",
             f"{point.encode_ms:.1f}",
             f"{point.decode_ms:.1f}",
         ]
@@ -219,36 +238,56 @@ def comparison_table(learned: list[RDPoint], anchors: dict[str, list[RDPoint]]) 
     return "\n".join(lines)
 
 
-def anchor_table(anchors: dict[str, list[RDPoint]]) -> str:
-    lines = ["| anchor | setting | bpp | PSNR (dB) |", "|---|---|---|---|"]
-    for name, curve in anchors.items():
-        lines += [f"| {name} | {p.setting} | {p.bpp:.3f} | {p.psnr:.2f} |" for p in curve]
+def bd_table(learned: dict[str, list[RDPoint]], anchors: dict[str, dict[str, list[RDPoint]]]) -> str:
+    """BD-rate of each learned curve against each of its anchors, in PSNR and in MS-SSIM (dB)."""
+    names = list(dict.fromkeys(name for per_tier in anchors.values() for name in per_tier))
+    lines = ["| codec | " + " | ".join(f"vs {n}" for n in names) + " |", "|" + "---|" * (1 + len(names))]
+    for tier, curve in learned.items():
+        cells = [curve[0].codec]
+        for name in names:
+            anchor = anchors[tier].get(name)
+            if anchor is None:
+                cells.append("-")
+                continue
+            psnr, msssim = (bd_rate(anchor, curve, metric) for metric in METRICS)
+            cells.append(f"{_fmt(psnr, '+.1f')}% / {_fmt(msssim, '+.1f')}%")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot(path: Path, title: str, learned: list[RDPoint], anchors: dict[str, list[RDPoint]]) -> None:
+def anchor_table(anchors: dict[str, list[RDPoint]]) -> str:
+    lines = ["| anchor | setting | bpp | PSNR (dB) | MS-SSIM | enc ms | dec ms |", "|---|---|---|---|---|---|---|"]
+    for name, curve in anchors.items():
+        lines += [
+            f"| {name} | {p.setting} | {p.bpp:.3f} | {p.psnr:.2f} | {p.ms_ssim:.4f} | {p.encode_ms:.1f} | "
+            f"{p.decode_ms:.1f} |"
+            for p in curve
+        ]
+    return "\n".join(lines)
+
+
+def plot(path: Path, title: str, learned: dict[str, list[RDPoint]], anchors: dict[str, list[RDPoint]]) -> None:
+    """PSNR and MS-SSIM (dB) against bpp, one panel each; learned curves bold, generic square, conventional dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for name, curve in anchors.items():
-        style = "s-" if name == "generic" else "o--"
-        ax.plot([p.bpp for p in curve], [p.psnr for p in curve], style, ms=3, label=name)
-    ax.plot(
-        [p.bpp for p in learned],
-        [p.psnr for p in learned],
-        "s-",
-        lw=2,
-        label=f"surveil {learned[0].setting.split()[0]}",
-    )
-    ax.set_xscale("log")
-    ax.set_xlabel("bits per canvas pixel")
-    ax.set_ylabel("PSNR on object pixels (dB)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, metric, label in zip(
+        axes, METRICS, ("PSNR on object pixels (dB)", "MS-SSIM of the pasted object (dB)"), strict=True
+    ):
+        for name, curve in anchors.items():
+            style = "s-" if name.startswith("generic") else "o--"
+            ax.plot([p.bpp for p in curve], [getattr(p, metric) for p in curve], style, ms=3, label=name)
+        for curve in learned.values():
+            ax.plot([p.bpp for p in curve], [getattr(p, metric) for p in curve], "s-", lw=2, label=curve[0].codec)
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per canvas pixel")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -263,32 +302,47 @@ def held_out_crops(codec_class: str) -> list[tuple[np.ndarray, np.ndarray]]:
     return load_split_with_masks(codec_class, "test")
 
 
-def run_codec_evaluation(codec_class: str, qualities: list[int], out: Path | None = None) -> str:
+def _learned_curve(codec_class: str, qualities: list[int], tier: str, crops: list) -> list[RDPoint]:
+    paths = [p for p in (weight_file(PROJECT_WEIGHTS, codec_class, q, tier) for q in qualities) if p.exists()]
+    return [learned_point(p, crops) for p in tqdm(paths, desc=f"{codec_class} {tier}", unit="quality")]
+
+
+def run_codec_evaluation(
+    codec_class: str, qualities: list[int], out: Path | None = None, tiers: tuple[str, ...] = tuple(TIERS)
+) -> str:
+    """Evaluate every tier of the class that has trained weights; write the tables (markdown) and the plot (PNG)."""
     torch.set_grad_enabled(False)
     crops = held_out_crops(codec_class)
-    paths = [weight_file(PROJECT_WEIGHTS, codec_class, q) for q in qualities]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise SurveilError(f"no trained weights: {', '.join(missing)} (train them with 'surveil train')")
-    learned = [learned_point(p, crops) for p in tqdm(paths, desc=f"{codec_class} learned", unit="quality")]
-    anchors: dict[str, list[RDPoint]] = {}
-    generic = [p for p in (weight_file(PROJECT_WEIGHTS, "generic", q) for q in qualities) if p.exists()]
-    if codec_class != "generic" and generic:
-        anchors["generic"] = [learned_point(p, crops) for p in tqdm(generic, desc="generic learned", unit="quality")]
-    anchors |= {
+    learned = {tier: curve for tier in tiers if (curve := _learned_curve(codec_class, qualities, tier, crops))}
+    if not learned:
+        wanted = [str(weight_file(PROJECT_WEIGHTS, codec_class, q, t)) for t in tiers for q in qualities]
+        raise SurveilError(f"no trained weights: none of {', '.join(wanted)} (train them with 'surveil train')")
+    conventional: dict[str, list[RDPoint]] = {
         "jpeg": [pillow_point("JPEG", q, crops) for q in tqdm(JPEG_QUALITIES, desc="jpeg", unit="quality")],
         "webp": [pillow_point("WEBP", q, crops) for q in tqdm(WEBP_QUALITIES, desc="webp", unit="quality")],
         "x265": [x265_point(crf, crops) for crf in tqdm(X265_CRFS, desc="x265 intra", unit="crf")],
         "av1": [av1_point(crf, crops) for crf in tqdm(AV1_CRFS, desc="svt-av1 intra", unit="crf")],
     }
+    anchors: dict[str, dict[str, list[RDPoint]]] = {}
+    generic_curves: dict[str, list[RDPoint]] = {}
+    for tier in learned:
+        anchors[tier] = {}
+        if codec_class != "generic" and (generic := _learned_curve("generic", qualities, tier, crops)):
+            anchors[tier][f"generic {tier}"] = generic_curves[f"generic {tier}"] = generic
+        anchors[tier] |= conventional
     pixels = sum(mask.size for _, mask in crops)
     title = f"{codec_class}: {len(crops)} held-out crops, {pixels / len(crops):.0f} canvas pixels on average"
-    bd = "BD-rate of the learned codec (PSNR on object pixels): " + ", ".join(
-        f"vs {name} {_fmt(bd_rate(curve, learned), '+.1f')}%" for name, curve in anchors.items()
+    sections = [title]
+    for tier, curve in learned.items():
+        table = comparison_table(curve, anchors[tier])
+        sections.append(f"{tier} tier, each rate point against each anchor:\n\n{table}")
+    sections.append(
+        "BD-rate (PSNR / MS-SSIM dB; negative: fewer bits for the same quality):\n\n" + bd_table(learned, anchors)
     )
-    text = "\n\n".join([title, comparison_table(learned, anchors), bd, anchor_table(anchors)])
+    sections.append(anchor_table(generic_curves | conventional))
+    text = "\n\n".join(sections)
     target = out or REPO_ROOT / "out" / f"eval_{codec_class}.md"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text + "\n")
-    plot(target.with_suffix(".png"), title, learned, anchors)
+    plot(target.with_suffix(".png"), title, learned, generic_curves | conventional)
     return text + f"\n\nwritten to {target} and {target.with_suffix('.png')}"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from surveil.codecs.model import CodecArch, RegionCodecModel, load_codec, save_codec
+from surveil.codecs.model import TIERS, build_model, load_codec, save_codec
 from surveil.errors import SurveilError
 from surveil.pipelines.dataset import DATASETS_ROOT, load_split_with_masks
 
@@ -51,6 +51,7 @@ class TrainSettings:
     fill: int = 128
     datasets_root: Path = DATASETS_ROOT
     object_loss: bool = True  # distortion over the object's pixels only
+    tier: str = "fast"  # model family of a training from scratch (a fine-tune keeps its --init's)
     mask_margin: int = 2  # pixels the object mask is grown by: the station's resampling reaches that far
 
 
@@ -168,8 +169,10 @@ def train(s: TrainSettings) -> Path:
         model = init.model
         lineage = [*init.meta.get("lineage", []), _stage_of(init.meta)]
         logger.info("starting from %s", s.init)
+        if init.model.arch != TIERS[s.tier]:
+            raise SurveilError(f"{s.init} is a {init.model.arch.name} codec, not of the {s.tier} tier")
     else:
-        model = RegionCodecModel(CodecArch())
+        model = build_model(TIERS[s.tier])
     model.to(device).train()
     params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
@@ -184,7 +187,8 @@ def train(s: TrainSettings) -> Path:
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
         then = state.get("recipe")  # checkpoints written before recipes were recorded have none
-        changed = {k: (v, then.get(k)) for k, v in _recipe(s).items() if then.get(k) != v} if then else {}
+        # A key the checkpoint's recipe lacks came later, with its default as the only behaviour before it.
+        changed = {k: (v, then.get(k)) for k, v in _recipe(s).items() if then.get(k, v) != v} if then else {}
         if changed:
             raise SurveilError(
                 f"{checkpoint_path} was trained with different settings ("

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Fine-tune one class's codecs from the generic codec of the same tier and quality (transfer learning), one quality
+# after the other, with the object loss (the default of `surveil train`). A quality whose generic weights do not
+# exist starts from the generic codec of the next quality up (its lambda is still the quality's own).
+# Each run resumes from its run folder if interrupted; a quality whose weights already exist is skipped.
+# Usage: scripts/train_class_codecs.sh CLASS STEPS [QUALITY ...]    (from the repository root)
+#   TIER=high for the high-efficiency tier, DEVICE=cuda on a GPU, THREADS=1 beside another CPU training.
+set -euo pipefail
+CLASS=$1
+STEPS=$2
+shift 2
+if [[ $# -gt 0 ]]; then QUALITIES=("$@"); else QUALITIES=(3 2 4 1); fi
+TIER=${TIER:-fast}
+DEVICE=${DEVICE:-cpu}
+THREADS=${THREADS:-1}
+SURVEIL=.venv/bin/surveil
+
+name() {  # class quality -> weight file
+  if [[ $TIER == fast ]]; then echo "weights/${1}_q${2}.pt"; else echo "weights/${1}_${TIER}_q${2}.pt"; fi
+}
+
+for q in "${QUALITIES[@]}"; do
+  out=$(name "$CLASS" "$q")
+  if [[ -f $out ]]; then
+    echo "$out exists: skipping"
+    continue
+  fi
+  init=$(name generic "$q")
+  for up in $((q + 1)) $((q + 2)) $((q + 3)); do
+    [[ -f $init ]] && break
+    init=$(name generic "$up")
+  done
+  if [[ ! -f $init ]]; then
+    echo "no generic $TIER codec to start $out from" >&2
+    exit 1
+  fi
+  $SURVEIL train --class "$CLASS" --quality "$q" --tier "$TIER" --steps "$STEPS" --init "$init" --lr 1e-4 \
+    --device "$DEVICE" --threads "$THREADS" --out "$out" --run-dir "runs/$(basename "$out" .pt)"
+done

@@ -1,0 +1,178 @@
+"""The high-efficiency tier (cheng2020 + Gaussian mixture + checkerboard context): exact two-pass coding, decoding
+bit-exact across processes and thread counts, weights and library lookup by tier.
+
+These tests run on seeded, untrained weights: what they check (the entropy coding path and its determinism) does
+not depend on training. Golden md5s of trained high-tier weights live in test_codecs.py once such weights exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from surveil.codecs.library import CodecLibrary, decode_canvas, encode_canvases, to_images, to_tensor, weight_file
+from surveil.codecs.mixture import _integer_cdfs, anchor_mask
+from surveil.codecs.model import TIERS, LoadedCodec, build_model, load_codec, save_codec, tier_of
+from surveil.errors import CodecMismatchError, SurveilError
+from surveil.paths import find_data
+
+
+@pytest.fixture(scope="module")
+def crop() -> np.ndarray:
+    """A 128x64 window of a real photo (Kodak 15)."""
+    path = find_data("images/kodak/kodim15.png")
+    if path is None:
+        pytest.skip("shared data not found: images/kodak/kodim15.png")
+    return np.ascontiguousarray(cv2.imread(str(path))[150:278, 300:364, ::-1])
+
+
+def _save_untrained(folder: Path, codec_class: str = "generic", quality: int = 2, gain: float = 1.0) -> Path:
+    torch.manual_seed(0)
+    model = build_model(TIERS["high"])
+    with torch.no_grad():
+        model.g_a[-2].weight.mul_(gain)  # larger latents: wider symbol tables
+    model.update(force=True)
+    path = weight_file(folder, codec_class, quality, "high")
+    save_codec(model, path, {"codec_class": codec_class, "quality": quality, "lambda": 0.0035, "steps": 0})
+    return path
+
+
+@pytest.fixture(scope="module")
+def codec(tmp_path_factory: pytest.TempPathFactory) -> LoadedCodec:
+    return load_codec(_save_untrained(tmp_path_factory.mktemp("high"), gain=40.0))
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def test_anchors_are_half_the_latents_in_a_checkerboard() -> None:
+    anchors = anchor_mask(3, 4)[0, 0]
+    assert anchors.tolist() == [[True, False, True, False], [False, True, False, True], [True, False, True, False]]
+
+
+def test_integer_tables_are_valid_for_the_coder() -> None:
+    pmf = torch.tensor([[1.0, 0.0, 0.0], [0.2, 0.5, 0.3], [1e-30, 1e-30, 1e-30]], dtype=torch.float64)
+    for cdf in _integer_cdfs(pmf):
+        counts = np.diff(cdf)
+        assert cdf[0] == 0 and cdf[-1] == 1 << 16 and len(cdf) == 3 + 2  # 3 symbols, the escape, the end
+        assert counts.min() >= 1  # every symbol codable
+
+
+def test_round_trip_decodes_exactly_the_rounded_latents(codec: LoadedCodec, crop: np.ndarray) -> None:
+    [(strings, shape)] = encode_canvases(codec, [crop])
+    assert strings[0][0] > 1  # the latents reach past +-1: tables wider than the smallest
+    decoded = decode_canvas(codec, strings, shape)
+    model = codec.model
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the decoder's synthesis runs
+    try:
+        with torch.no_grad():
+            y = model.g_a(to_tensor([crop], "cpu"))
+            expected = to_images(model.g_s(torch.round(y).clamp(-255, 255).contiguous()))[0]
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(decoded, expected)
+
+
+def test_batched_encode_equals_single(codec: LoadedCodec, crop: np.ndarray) -> None:
+    other = np.ascontiguousarray(crop[::-1])
+    batched = encode_canvases(codec, [crop, other])
+    assert batched == [encode_canvases(codec, [crop])[0], encode_canvases(codec, [other])[0]]
+
+
+DECODE_SCRIPT = """
+import hashlib, json, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+from surveil.codecs.library import decode_canvas
+from surveil.codecs.model import load_codec
+job = json.loads(sys.stdin.read())
+codec = load_codec(job["weights"])
+strings = [bytes.fromhex(s) for s in job["strings"]]
+print(hashlib.md5(decode_canvas(codec, strings, tuple(job["shape"])).tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_decode_is_bit_exact_in_another_process(tmp_path: Path, crop: np.ndarray, threads: int) -> None:
+    weights = _save_untrained(tmp_path, gain=40.0)
+    codec = load_codec(weights)
+    [(strings, shape)] = encode_canvases(codec, [crop])
+    here = _md5(decode_canvas(codec, strings, shape).tobytes())
+    job = json.dumps({"weights": str(weights), "strings": [s.hex() for s in strings], "shape": list(shape)})
+    result = subprocess.run(
+        [sys.executable, "-c", DECODE_SCRIPT, str(threads)], input=job, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == here
+
+
+def test_a_damaged_string_never_decodes_silently_to_the_original(codec: LoadedCodec, crop: np.ndarray) -> None:
+    [(strings, shape)] = encode_canvases(codec, [crop])
+    original = decode_canvas(codec, strings, shape)
+    damaged = bytearray(strings[0])
+    damaged[len(damaged) // 2] ^= 0xFF
+    assert not np.array_equal(decode_canvas(codec, [bytes(damaged), strings[1]], shape), original)
+    with pytest.raises(SurveilError, match="empty latent string"):
+        decode_canvas(codec, [b"", strings[1]], shape)
+
+
+def test_weights_keep_their_tier(codec: LoadedCodec) -> None:
+    assert codec.codec_id.arch == "cgm-n64m64"
+    assert tier_of(codec.codec_id.arch) == "high" and tier_of("msh-n64m96") == "fast"
+    with pytest.raises(SurveilError, match="unknown codec architecture"):
+        tier_of("vvc-n1m1")
+
+
+def test_library_looks_up_by_tier_and_falls_back_to_generic(tmp_path: Path) -> None:
+    _save_untrained(tmp_path, "generic", 2)
+    _save_untrained(tmp_path, "face", 2)
+    assert weight_file(tmp_path, "face", 2, "high").name == "face_high_q2.pt"
+    assert weight_file(tmp_path, "face", 2).name == "face_q2.pt"
+    with pytest.raises(SurveilError, match="unknown codec tier"):
+        weight_file(tmp_path, "face", 2, "ultra")
+    library = CodecLibrary(tmp_path, quality=2, tier="high")
+    assert library.codec_for("face").codec_id.codec_class == "face"
+    assert library.codec_for("vehicle").codec_id.codec_class == "generic"
+    known = library.codec_for("face").codec_id
+    assert library.by_id(known) is library.codec_for("face")
+    with pytest.raises(CodecMismatchError, match="unknown codec architecture"):
+        library.by_id(replace(known, arch="vvc-n1m1"))
+    with pytest.raises(SurveilError, match="codec weights missing"):
+        CodecLibrary(tmp_path, quality=2, tier="fast")  # no fast-tier generic here
+
+
+def test_training_from_scratch_in_the_high_tier(tmp_path: Path) -> None:
+    from surveil.pipelines.train import TrainSettings, train
+
+    kodak = find_data("images/kodak")
+    if kodak is None:
+        pytest.skip("shared data not found: images/kodak")
+    folder = tmp_path / "datasets" / "generic" / "train"
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / "crop_0.png"), cv2.imread(str(kodak / "kodim01.png"))[:128, :128])
+    settings = TrainSettings(
+        codec_class="generic",
+        quality=2,
+        lmbda=0.0035,
+        steps=2,
+        out=tmp_path / "w" / "generic_high_q2.pt",
+        run_dir=tmp_path / "run",
+        datasets_root=tmp_path / "datasets",
+        batch=2,
+        patch=64,
+        warmup=1,
+        tier="high",
+    )
+    codec = load_codec(train(settings))
+    assert codec.codec_id.arch == "cgm-n64m64" and codec.meta["steps"] == 2
+    with pytest.raises(SurveilError, match="not of the fast tier"):
+        train(replace(settings, init=settings.out, tier="fast", run_dir=tmp_path / "run2"))
