@@ -38,7 +38,7 @@ class DetectorConfig:
 class FacesConfig:
     """Faces found inside person regions become regions of their own (class ``face`` in ``classes``)."""
 
-    enabled: bool = False
+    enabled: bool = True
     weights: str = "face_detection_yunet_2026may.onnx"  # OpenCV Zoo YuNet, on the weights search path
     score: float = 0.4  # YuNet confidence; lower finds more small faces (and a few backs of heads)
     min_size_px: int = 8  # faces smaller than this (frame pixels) stay with their person

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -65,7 +65,6 @@ class SplitRecipe:
 class DatasetRecipe:
     codec_class: str  # "generic" takes crops of every class
     splits: dict[str, SplitRecipe] = field(default_factory=dict)
-    faces: bool = False  # cut with the face finder on (faces carved out of persons, as an edge with faces enabled)
 
 
 TRAIN_VIDEOS = (
@@ -100,7 +99,6 @@ RECIPES = {
                 videos=HELD_OUT_VIDEOS, images=(ImageSet(LFW, LFW_TEST), ImageSet(ORL, ORL_TEST)), max_crops=300
             ),
         },
-        faces=True,
     ),
     "vehicle": DatasetRecipe(
         "vehicle",
@@ -242,14 +240,14 @@ def build_datasets(
     unknown = [c for c in codec_classes if c not in RECIPES]
     if unknown:
         raise SurveilError(f"no dataset recipe for class '{unknown[0]}' (known: {', '.join(RECIPES)})")
-    cutters: dict[bool, CropCutter] = {}
+    if "face" in codec_classes and not config.faces.enabled:
+        raise SurveilError("the face dataset needs the face finder: set faces.enabled in the configuration")
+    cutter = CropCutter(config)  # the edge's own settings: with faces enabled, persons come without their faces
     indexes = []
     for codec_class in codec_classes:
         recipe = RECIPES[codec_class]
-        if recipe.faces not in cutters:
-            cutters[recipe.faces] = CropCutter(replace(config, faces=replace(config.faces, enabled=recipe.faces)))
         wanted = [split for split in recipe.splits if split in splits]
-        indexes += [build_split(recipe, split, cutters[recipe.faces], root / codec_class / split) for split in wanted]
+        indexes += [build_split(recipe, split, cutter, root / codec_class / split) for split in wanted]
     return indexes
 
 
