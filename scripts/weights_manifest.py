@@ -13,23 +13,27 @@ import torch
 from surveil.codecs.model import file_sha256, load_codec
 from surveil.paths import PROJECT_WEIGHTS
 from surveil.pipelines.dataset import RECIPES
-from surveil.pipelines.evaluate_codec import held_out_crops, learned_point
+from surveil.pipelines.evaluate_codec import held_out_crops, learned_point, rate_check
 
 HEADER = """# Project-trained codec weights
 
 Written by `scripts/weights_manifest.py`; do not edit by hand. Files are fp16 state dicts (integer entropy tables
 kept) loaded by `surveil.codecs.model.load_codec`; a codec's identity on the wire is its architecture, class,
-quality and the first 16 hex digits of the file's sha256. Training: `scripts/train_codecs.sh` (loss
+quality and the first 16 hex digits of the file's sha256. Training: `scripts/train_codecs.sh` and
+`scripts/train_class_codecs.sh` (loss
 `lambda * 255^2 * MSE + bpp`, Adam, warm-up then cosine learning rate, batch 8 of 128x128 patches).
 "steps" and "loss" are this file's own training stage (loss "object": MSE on the object's pixels; "whole": on whole
 patches, fill included); "history" lists the stages it continues, oldest first, as class, quality, steps and loss
 (files trained before lineages were recorded name only the file they started from, which may have been replaced
 since; `scripts/train_codecs.sh` describes every stage).
-RD points: mean over the held-out test split named in the table (bits per canvas pixel, PSNR on object pixels).
+RD points: mean over the held-out test split named in the table (bits per canvas pixel, PSNR on object pixels,
+MS-SSIM of the decoded object pasted into the original canvas). "est. bpp" is the rate the model's likelihoods
+promise on the same crops (what training minimised); bpp is what the entropy coder really wrote, after the tables
+were rebuilt.
 
 | file | sha256 | size | parameters | arch | class | quality | lambda | steps | loss | history | train data \
-| test data | bpp | PSNR (dB) |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| test data | est. bpp | bpp | PSNR (dB) | MS-SSIM |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 """
 
 
@@ -53,14 +57,16 @@ def main() -> int:
         codec = load_codec(path)
         meta = codec.meta
         test_class = meta["codec_class"] if meta["codec_class"] in RECIPES else "generic"
-        point = learned_point(path, held_out_crops(test_class))
+        crops = held_out_crops(test_class)
+        point = learned_point(path, crops)
+        estimated_bpp, _ = rate_check(path, crops)
         params = sum(p.numel() for p in codec.model.parameters())
         loss = _loss(meta.get("recipe", {}).get("object_loss", False))
         rows.append(
             f"| {path.name} | `{file_sha256(path)}` | {path.stat().st_size / 1e6:.2f} MB | {params / 1e6:.2f} M | "
             f"{codec.codec_id.arch} | {meta['codec_class']} | {meta['quality']} | {meta['lambda']} | {meta['steps']} | "
             f"{loss} | {_history(meta)} | `{meta.get('dataset', '?')}` | `datasets/{test_class}/test` | "
-            f"{point.bpp:.3f} | {point.psnr:.2f} |"
+            f"{estimated_bpp:.3f} | {point.bpp:.3f} | {point.psnr:.2f} | {point.ms_ssim:.4f} |"
         )
         print(rows[-1], flush=True)
     (PROJECT_WEIGHTS / "MANIFEST.md").write_text(HEADER + "\n".join(rows) + "\n")

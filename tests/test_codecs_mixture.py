@@ -176,3 +176,15 @@ def test_training_from_scratch_in_the_high_tier(tmp_path: Path) -> None:
     assert codec.codec_id.arch == "cgm-n64m64" and codec.meta["steps"] == 2
     with pytest.raises(SurveilError, match="not of the fast tier"):
         train(replace(settings, init=settings.out, tier="fast", run_dir=tmp_path / "run2"))
+
+
+def test_real_rate_matches_the_likelihoods(tmp_path: Path, crop: np.ndarray) -> None:
+    """The integer tables never cost more than the mixture's own likelihoods promise (the rANS coder's few bytes of
+    flush aside): a table built from the wrong parameters would. They may cost less: a table covers only the
+    symbols -bound..bound of its region and renormalises, where this untrained model spreads mass far wider."""
+    from surveil.pipelines.evaluate_codec import rate_check
+
+    mask = np.ones(crop.shape[:2], bool)
+    estimated, actual = rate_check(_save_untrained(tmp_path, gain=40.0), [(crop, mask)])
+    assert estimated > 0.5  # enough latent information for the comparison to mean something
+    assert 0.3 * estimated < actual <= estimated * 1.02 + 64 / mask.size

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from surveil.codecs.library import decode_canvas, encode_canvases, weight_file
+from surveil.codecs.library import decode_canvas, encode_canvases, to_tensor, weight_file
 from surveil.codecs.model import TIERS, load_codec
 from surveil.config import load_config
 from surveil.errors import SurveilError
@@ -91,6 +91,22 @@ def learned_point(path: Path, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDP
         rows.append(_row(nbytes, rgb, decoded, mask, (started, encoded, done)))
     tier = "fast" if codec.codec_id.arch.startswith(TIERS["fast"].family) else "high"
     return _average(f"{codec.codec_id.codec_class} {tier}", f"q{codec.codec_id.quality}", rows)
+
+
+def rate_check(path: Path, crops: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """(estimated, actual) bits per canvas pixel of the learned codec over the crops: the rate its likelihoods
+    promise (what training minimised) against the entropy coder's real strings, after the tables were rebuilt."""
+    codec = load_codec(path)
+    estimated = actual = pixels = 0.0
+    for rgb, mask in crops:
+        x = to_tensor([rgb], codec.model.device_name)
+        with torch.no_grad():
+            likelihoods = codec.model(x)["likelihoods"]
+        estimated += float(sum(-torch.log2(v).sum() for v in likelihoods.values()))
+        [(strings, _)] = encode_canvases(codec, [rgb])
+        actual += 8 * sum(len(s) for s in strings)
+        pixels += mask.size
+    return estimated / pixels, actual / pixels
 
 
 def pillow_point(fmt: str, quality: int, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
