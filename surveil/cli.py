@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 from surveil.errors import SurveilError
+from surveil.paths import PROJECT_WEIGHTS
 
 logger = logging.getLogger("surveil")
 
@@ -72,7 +73,7 @@ def _cmd_build_dataset(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from surveil.codecs.library import QUALITY_LAMBDAS, weight_file
-    from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT
+    from surveil.paths import REPO_ROOT
     from surveil.pipelines.train import TrainSettings, train
 
     if args.threads:
@@ -106,7 +107,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval_codec(args: argparse.Namespace) -> int:
     from surveil.pipelines.evaluate_codec import run_codec_evaluation
 
-    print(run_codec_evaluation(args.codec_class, args.qualities, args.out, tuple(args.tiers)))
+    print(run_codec_evaluation(args.codec_class, args.qualities, args.out, tuple(args.tiers), args.weights_dir))
     return 0
 
 
@@ -178,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--class", dest="codec_class", default="person")
     ev.add_argument("--qualities", type=int, nargs="+", default=[1, 2, 3, 4])
     ev.add_argument("--tiers", nargs="+", choices=("fast", "high"), default=["fast", "high"])
+    ev.add_argument(
+        "--weights-dir", type=Path, default=PROJECT_WEIGHTS, help="where the codecs are (default: the project's)"
+    )
     ev.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     ev.set_defaults(func=_cmd_eval_codec)
     return parser

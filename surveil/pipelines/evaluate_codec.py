@@ -318,20 +318,29 @@ def held_out_crops(codec_class: str) -> list[tuple[np.ndarray, np.ndarray]]:
     return load_split_with_masks(codec_class, "test")
 
 
-def _learned_curve(codec_class: str, qualities: list[int], tier: str, crops: list) -> list[RDPoint]:
-    paths = [p for p in (weight_file(PROJECT_WEIGHTS, codec_class, q, tier) for q in qualities) if p.exists()]
+def _learned_curve(
+    codec_class: str, qualities: list[int], tier: str, crops: list, weights_dir: Path = PROJECT_WEIGHTS
+) -> list[RDPoint]:
+    paths = [p for p in (weight_file(weights_dir, codec_class, q, tier) for q in qualities) if p.exists()]
     return [learned_point(p, crops) for p in tqdm(paths, desc=f"{codec_class} {tier}", unit="quality")]
 
 
 def run_codec_evaluation(
-    codec_class: str, qualities: list[int], out: Path | None = None, tiers: tuple[str, ...] = tuple(TIERS)
+    codec_class: str,
+    qualities: list[int],
+    out: Path | None = None,
+    tiers: tuple[str, ...] = tuple(TIERS),
+    weights_dir: Path = PROJECT_WEIGHTS,
 ) -> str:
-    """Evaluate every tier of the class that has trained weights; write the tables (markdown) and the plot (PNG)."""
+    """Evaluate every tier of the class that has trained weights in ``weights_dir`` (candidates can be judged before
+    they are committed); write the tables (markdown) and the plot (PNG)."""
     torch.set_grad_enabled(False)
     crops = held_out_crops(codec_class)
-    learned = {tier: curve for tier in tiers if (curve := _learned_curve(codec_class, qualities, tier, crops))}
+    learned = {
+        tier: curve for tier in tiers if (curve := _learned_curve(codec_class, qualities, tier, crops, weights_dir))
+    }
     if not learned:
-        wanted = [str(weight_file(PROJECT_WEIGHTS, codec_class, q, t)) for t in tiers for q in qualities]
+        wanted = [str(weight_file(weights_dir, codec_class, q, t)) for t in tiers for q in qualities]
         raise SurveilError(f"no trained weights: none of {', '.join(wanted)} (train them with 'surveil train')")
     conventional: dict[str, list[RDPoint]] = {
         "jpeg": [pillow_point("JPEG", q, crops) for q in tqdm(JPEG_QUALITIES, desc="jpeg", unit="quality")],
@@ -343,7 +352,7 @@ def run_codec_evaluation(
     generic_curves: dict[str, list[RDPoint]] = {}
     for tier in learned:
         anchors[tier] = {}
-        if codec_class != "generic" and (generic := _learned_curve("generic", qualities, tier, crops)):
+        if codec_class != "generic" and (generic := _learned_curve("generic", qualities, tier, crops, weights_dir)):
             anchors[tier][f"generic {tier}"] = generic_curves[f"generic {tier}"] = generic
         anchors[tier] |= conventional
     pixels = sum(mask.size for _, mask in crops)
