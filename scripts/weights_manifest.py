@@ -28,12 +28,12 @@ patches, fill included); "history" lists the stages it continues, oldest first, 
 since; `scripts/train_codecs.sh` describes every stage).
 RD points: mean over the held-out test split named in the table (bits per canvas pixel, PSNR on object pixels,
 MS-SSIM of the decoded object pasted into the original canvas). "est. bpp" is the rate the model's likelihoods
-promise on the same crops (what training minimised); bpp is what the entropy coder really wrote, after the tables
-were rebuilt.
+promise on the same crops (what training minimised) and "coded bpp" what the entropy coder really wrote, after
+the tables were rebuilt, both without the 4 bytes of latent shape that "bpp" (the eval-codec accounting) includes.
 
 | file | sha256 | size | parameters | arch | class | quality | lambda | steps | loss | history | train data \
-| test data | est. bpp | bpp | PSNR (dB) | MS-SSIM |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| test data | est. bpp | coded bpp | bpp | PSNR (dB) | MS-SSIM |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 """
 
 
@@ -59,14 +59,14 @@ def main() -> int:
         test_class = meta["codec_class"] if meta["codec_class"] in RECIPES else "generic"
         crops = held_out_crops(test_class)
         point = learned_point(path, crops)
-        estimated_bpp, _ = rate_check(path, crops)
+        estimated_bpp, coded_bpp = rate_check(path, crops)
         params = sum(p.numel() for p in codec.model.parameters())
         loss = _loss(meta.get("recipe", {}).get("object_loss", False))
         rows.append(
             f"| {path.name} | `{file_sha256(path)}` | {path.stat().st_size / 1e6:.2f} MB | {params / 1e6:.2f} M | "
             f"{codec.codec_id.arch} | {meta['codec_class']} | {meta['quality']} | {meta['lambda']} | {meta['steps']} | "
             f"{loss} | {_history(meta)} | `{meta.get('dataset', '?')}` | `datasets/{test_class}/test` | "
-            f"{estimated_bpp:.3f} | {point.bpp:.3f} | {point.psnr:.2f} | {point.ms_ssim:.4f} |"
+            f"{estimated_bpp:.3f} | {coded_bpp:.3f} | {point.bpp:.3f} | {point.psnr:.2f} | {point.ms_ssim:.4f} |"
         )
         print(rows[-1], flush=True)
     (PROJECT_WEIGHTS / "MANIFEST.md").write_text(HEADER + "\n".join(rows) + "\n")
