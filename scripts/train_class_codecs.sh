@@ -3,6 +3,10 @@
 # after the other, with the object loss (the default of `surveil train`). A quality whose generic weights do not
 # exist starts from the generic codec of the next quality up (its lambda is still the quality's own).
 # Each run resumes from its run folder if interrupted; a quality whose weights already exist is skipped.
+# The weights go to OUT_DIR (default runs/candidates), beside copies of the generic codecs, never straight into
+# weights/: a running edge would pick them up. Judge them with
+#   .venv/bin/surveil eval-codec --class CLASS --weights-dir runs/candidates
+# and copy into weights/ only what beats the generic codec.
 # Usage: scripts/train_class_codecs.sh CLASS STEPS [QUALITY ...]    (from the repository root)
 #   TIER=high for the high-efficiency tier, DEVICE=cuda on a GPU, THREADS=1 beside another CPU training.
 set -euo pipefail
@@ -13,27 +17,30 @@ if [[ $# -gt 0 ]]; then QUALITIES=("$@"); else QUALITIES=(3 2 4 1); fi
 TIER=${TIER:-fast}
 DEVICE=${DEVICE:-cpu}
 THREADS=${THREADS:-1}
+OUT_DIR=${OUT_DIR:-runs/candidates}
 SURVEIL=.venv/bin/surveil
+mkdir -p "$OUT_DIR"
 
-name() {  # class quality -> weight file
-  if [[ $TIER == fast ]]; then echo "weights/${1}_q${2}.pt"; else echo "weights/${1}_${TIER}_q${2}.pt"; fi
+name() {  # folder class quality -> weight file
+  if [[ $TIER == fast ]]; then echo "${1}/${2}_q${3}.pt"; else echo "${1}/${2}_${TIER}_q${3}.pt"; fi
 }
 
 for q in "${QUALITIES[@]}"; do
-  out=$(name "$CLASS" "$q")
+  out=$(name "$OUT_DIR" "$CLASS" "$q")
   if [[ -f $out ]]; then
     echo "$out exists: skipping"
     continue
   fi
-  init=$(name generic "$q")
+  init=$(name weights generic "$q")
   for up in $((q + 1)) $((q + 2)) $((q + 3)); do
     [[ -f $init ]] && break
-    init=$(name generic "$up")
+    init=$(name weights generic "$up")
   done
   if [[ ! -f $init ]]; then
     echo "no generic $TIER codec to start $out from" >&2
     exit 1
   fi
+  cp weights/generic_*.pt "$OUT_DIR/"  # the eval compares with generic from the same folder
   $SURVEIL train --class "$CLASS" --quality "$q" --tier "$TIER" --steps "$STEPS" --init "$init" --lr 1e-4 \
     --device "$DEVICE" --threads "$THREADS" --out "$out" --run-dir "runs/$(basename "$out" .pt)"
 done
