@@ -7,6 +7,10 @@ handling are the real ones. The tests of the trained codecs live in ``test_codec
 
 from __future__ import annotations
 
+import hashlib
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +59,28 @@ def untrained_codec_config(untrained_codec_dir: Path, tmp_path_factory: pytest.T
     path = tmp_path_factory.mktemp("untrained_config") / "config.yaml"
     path.write_text(yaml.safe_dump(values, sort_keys=False))
     return path
+
+
+_DECODE_SCRIPT = """
+import hashlib, json, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+from surveil.codecs.library import decode_canvas
+from surveil.codecs.model import load_codec
+job = json.loads(sys.stdin.read())
+codec = load_codec(job["weights"])
+strings = [bytes.fromhex(s) for s in job["strings"]]
+print(hashlib.md5(decode_canvas(codec, strings, tuple(job["shape"])).tobytes()).hexdigest())
+"""
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def decoded_md5_in_another_process(weights: Path, strings: list[bytes], shape: tuple[int, int], threads: int) -> str:
+    """md5 of the canvas a fresh Python process decodes from these strings with ``threads`` torch threads."""
+    job = json.dumps({"weights": str(weights), "strings": [s.hex() for s in strings], "shape": list(shape)})
+    result = subprocess.run(
+        [sys.executable, "-c", _DECODE_SCRIPT, str(threads)], input=job, capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import decoded_md5_in_another_process, md5
 
 from surveil.codecs.library import CodecLibrary, decode_canvas, encode_canvases, weight_file
 from surveil.codecs.model import file_sha256, load_codec
@@ -37,10 +34,6 @@ GOLDEN = {
         "decoded_md5": "1f93f3c09afde39fb3dcb254b327d724",
     },
 }
-
-
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +71,7 @@ def test_golden_bitstream_and_decode(name: str, crop_and_mask: tuple[np.ndarray,
     assert decoded.shape == crop.shape
     psnr = 10 * np.log10(255**2 / np.mean((decoded[mask].astype(float) - crop[mask]) ** 2))  # the pixels pasted
     assert psnr > 20, f"decoded crop is not a picture of the input (object PSNR {psnr:.1f} dB)"
-    assert {"bitstream_md5": _md5(b"".join(strings)), "decoded_md5": _md5(decoded.tobytes())} == GOLDEN[name]
+    assert {"bitstream_md5": md5(b"".join(strings)), "decoded_md5": md5(decoded.tobytes())} == GOLDEN[name]
 
 
 def test_batched_encode_equals_single(crop: np.ndarray) -> None:
@@ -90,29 +83,13 @@ def test_batched_encode_equals_single(crop: np.ndarray) -> None:
     assert batched[1] == encode_canvases(codec, [other])[0]
 
 
-DECODE_SCRIPT = """
-import hashlib, json, sys, torch
-torch.set_num_threads(int(sys.argv[1]))
-from surveil.codecs.library import decode_canvas
-from surveil.codecs.model import load_codec
-job = json.loads(sys.stdin.read())
-codec = load_codec(job["weights"])
-strings = [bytes.fromhex(s) for s in job["strings"]]
-print(hashlib.md5(decode_canvas(codec, strings, tuple(job["shape"])).tobytes()).hexdigest())
-"""
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 def test_decode_is_bit_exact_in_another_process(crop: np.ndarray, threads: int) -> None:
     weights = _weights("person_q3.pt")
     codec = load_codec(weights)
     [(strings, shape)] = encode_canvases(codec, [crop])
-    here = _md5(decode_canvas(codec, strings, shape).tobytes())
-    job = json.dumps({"weights": str(weights), "strings": [s.hex() for s in strings], "shape": list(shape)})
-    result = subprocess.run(
-        [sys.executable, "-c", DECODE_SCRIPT, str(threads)], input=job, capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == here
+    here = md5(decode_canvas(codec, strings, shape).tobytes())
+    assert decoded_md5_in_another_process(weights, strings, shape, threads) == here
 
 
 def test_codec_identity_is_the_file_hash() -> None:

@@ -7,10 +7,6 @@ not depend on training. Golden md5s of trained high-tier weights live in test_co
 
 from __future__ import annotations
 
-import hashlib
-import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import decoded_md5_in_another_process, md5
 
 from surveil.codecs.library import CodecLibrary, decode_canvas, encode_canvases, to_images, to_tensor, weight_file
 from surveil.codecs.mixture import _integer_cdfs, anchor_mask
@@ -49,10 +46,6 @@ def _save_untrained(folder: Path, codec_class: str = "generic", quality: int = 2
 @pytest.fixture(scope="module")
 def codec(tmp_path_factory: pytest.TempPathFactory) -> LoadedCodec:
     return load_codec(_save_untrained(tmp_path_factory.mktemp("high"), gain=40.0))
-
-
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
 
 
 def test_anchors_are_half_the_latents_in_a_checkerboard() -> None:
@@ -90,29 +83,13 @@ def test_batched_encode_equals_single(codec: LoadedCodec, crop: np.ndarray) -> N
     assert batched == [encode_canvases(codec, [crop])[0], encode_canvases(codec, [other])[0]]
 
 
-DECODE_SCRIPT = """
-import hashlib, json, sys, torch
-torch.set_num_threads(int(sys.argv[1]))
-from surveil.codecs.library import decode_canvas
-from surveil.codecs.model import load_codec
-job = json.loads(sys.stdin.read())
-codec = load_codec(job["weights"])
-strings = [bytes.fromhex(s) for s in job["strings"]]
-print(hashlib.md5(decode_canvas(codec, strings, tuple(job["shape"])).tobytes()).hexdigest())
-"""
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 def test_decode_is_bit_exact_in_another_process(tmp_path: Path, crop: np.ndarray, threads: int) -> None:
     weights = _save_untrained(tmp_path, gain=40.0)
     codec = load_codec(weights)
     [(strings, shape)] = encode_canvases(codec, [crop])
-    here = _md5(decode_canvas(codec, strings, shape).tobytes())
-    job = json.dumps({"weights": str(weights), "strings": [s.hex() for s in strings], "shape": list(shape)})
-    result = subprocess.run(
-        [sys.executable, "-c", DECODE_SCRIPT, str(threads)], input=job, capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == here
+    here = md5(decode_canvas(codec, strings, shape).tobytes())
+    assert decoded_md5_in_another_process(weights, strings, shape, threads) == here
 
 
 def test_a_damaged_string_never_decodes_silently_to_the_original(codec: LoadedCodec, crop: np.ndarray) -> None:
@@ -148,34 +125,6 @@ def test_library_looks_up_by_tier_and_falls_back_to_generic(tmp_path: Path) -> N
         library.by_id(replace(known, arch="vvc-n1m1"))
     with pytest.raises(SurveilError, match="codec weights missing"):
         CodecLibrary(tmp_path, quality=2, tier="fast")  # no fast-tier generic here
-
-
-def test_training_from_scratch_in_the_high_tier(tmp_path: Path) -> None:
-    from surveil.pipelines.train import TrainSettings, train
-
-    kodak = find_data("images/kodak")
-    if kodak is None:
-        pytest.skip("shared data not found: images/kodak")
-    folder = tmp_path / "datasets" / "generic" / "train"
-    folder.mkdir(parents=True)
-    cv2.imwrite(str(folder / "crop_0.png"), cv2.imread(str(kodak / "kodim01.png"))[:128, :128])
-    settings = TrainSettings(
-        codec_class="generic",
-        quality=2,
-        lmbda=0.0035,
-        steps=2,
-        out=tmp_path / "w" / "generic_high_q2.pt",
-        run_dir=tmp_path / "run",
-        datasets_root=tmp_path / "datasets",
-        batch=2,
-        patch=64,
-        warmup=1,
-        tier="high",
-    )
-    codec = load_codec(train(settings))
-    assert codec.codec_id.arch == "cgm-n64m64" and codec.meta["steps"] == 2
-    with pytest.raises(SurveilError, match="not of the fast tier"):
-        train(replace(settings, init=settings.out, tier="fast", run_dir=tmp_path / "run2"))
 
 
 def test_real_rate_matches_the_likelihoods(tmp_path: Path, crop: np.ndarray) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -116,3 +117,12 @@ def test_resume_refuses_a_different_recipe(tiny_dataset: Path, tmp_path: Path) -
     changed.lmbda = 0.02
     with pytest.raises(SurveilError, match=r"lmbda: 0\.01 then, 0\.02 now"):
         train(changed)
+
+
+def test_training_from_scratch_in_the_high_tier(tiny_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "w" / "generic_high_q1.pt"
+    settings = replace(_settings(tiny_dataset, tmp_path, steps=2), tier="high", out=out)
+    codec = load_codec(train(settings))
+    assert codec.codec_id.arch == "cgm-n64m64" and codec.meta["steps"] == 2
+    with pytest.raises(SurveilError, match="not of the fast tier"):
+        train(replace(settings, init=settings.out, tier="fast", run_dir=tmp_path / "run2"))

@@ -34,7 +34,7 @@ from compressai.models import CompressionModel
 from compressai.ops import quantize_ste
 from torch import nn
 
-from surveil.codecs.model import CodecArch
+from surveil.codecs.model import CodecArch, single_threaded
 from surveil.errors import SurveilError
 
 logger = logging.getLogger(__name__)
@@ -158,19 +158,19 @@ class MixtureCodecModel(CompressionModel):
     def device_name(self) -> str:
         return str(next(self.g_a.parameters()).device)
 
-    def _exact_params(self, z_hat: torch.Tensor, y_anchors: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        """Mixture parameters of one region in float64 on one thread: from the hyperprior alone (``y_anchors`` None,
-        for the anchors) or with the decoded anchors as context."""
+    def _exact_hyper(self, z_hat: torch.Tensor) -> torch.Tensor:
+        """The hyper-synthesis of one region in float64 on one thread (shared by both passes)."""
         if self._exact is None:
             raise RuntimeError("call prepare_for_coding() before compress/decompress")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            hyper = self._exact["h_s"](z_hat.cpu().double())
+        with single_threaded(True):
+            return self._exact["h_s"](z_hat.cpu().double())
+
+    def _exact_params(self, hyper: torch.Tensor, y_anchors: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """Mixture parameters of one region in float64 on one thread: from the hyperprior alone (``y_anchors`` None,
+        for the anchors) or with the decoded anchors as context."""
+        with single_threaded(True):
             ctx = torch.zeros_like(hyper) if y_anchors is None else self._exact["context_prediction"](y_anchors)
             params = self._exact["entropy_parameters"](torch.cat([hyper, ctx], dim=1))
-        finally:
-            torch.set_num_threads(threads)
         return self._mixture(params)
 
     def _tables(
@@ -204,9 +204,10 @@ class MixtureCodecModel(CompressionModel):
             symbols = torch.round(y[i : i + 1].cpu().double()).clamp_(-MAX_SYMBOL, MAX_SYMBOL)
             bound = max(1, int(symbols.abs().max().item()))
             anchors = anchor_mask(*symbols.shape[-2:])
+            hyper = self._exact_hyper(z_hat[i : i + 1])
             encoder = BufferedRansEncoder()
             for where, context in ((anchors, None), (~anchors, symbols * anchors)):
-                tables = self._tables(*self._exact_params(z_hat[i : i + 1], context), where, bound)
+                tables = self._tables(*self._exact_params(hyper, context), where, bound)
                 values = (symbols[where.expand_as(symbols)] + bound).int().tolist()
                 encoder.encode_with_indexes(
                     values, list(range(len(values))), tables, [len(t) for t in tables], [0] * len(values)
@@ -226,23 +227,19 @@ class MixtureCodecModel(CompressionModel):
         height, width = shape[0] * 4, shape[1] * 4
         anchors = anchor_mask(height, width)
         symbols = torch.zeros(1, self.n, height, width, dtype=torch.float64)
+        hyper = self._exact_hyper(z_hat)
         decoder = RansDecoder()
         decoder.set_stream(y_string[1:])
-        for where, context in ((anchors, None), (~anchors, "anchors")):
-            ctx = None if context is None else symbols * anchors
-            tables = self._tables(*self._exact_params(z_hat, ctx), where, bound)
+        for where in (anchors, ~anchors):
+            context = None if where is anchors else symbols * anchors  # the anchors, decoded by the first pass
+            tables = self._tables(*self._exact_params(hyper, context), where, bound)
             values = decoder.decode_stream(
                 list(range(len(tables))), tables, [len(t) for t in tables], [0] * len(tables)
             )
             symbols[where.expand_as(symbols)] = torch.tensor(values, dtype=torch.float64) - bound
         y_hat = symbols.to(device=self.device_name, dtype=torch.float32)
-        threads = torch.get_num_threads()
-        if self.device_name == "cpu":
-            torch.set_num_threads(1)
-        try:
+        with single_threaded(self.device_name == "cpu"):
             x_hat = self.g_s(y_hat).clamp_(0, 1)
-        finally:
-            torch.set_num_threads(threads)
         return {"x_hat": x_hat}
 
 

@@ -116,13 +116,13 @@ class RegionCodecModel(MeanScaleHyperprior):
         indexes = self.gaussian_conditional.build_indexes(scales_hat)
         y_hat = self.gaussian_conditional.decompress(strings[0], indexes, dtype=torch.float64, means=means_hat)
         y_hat = y_hat.to(device=self.device_name, dtype=torch.float32)
-        with _single_threaded(self.device_name == "cpu"):
+        with single_threaded(self.device_name == "cpu"):
             x_hat = self.g_s(y_hat).clamp_(0, 1)
         return {"x_hat": x_hat}
 
 
 @contextmanager
-def _single_threaded(active: bool) -> Iterator[None]:
+def single_threaded(active: bool) -> Iterator[None]:
     """Run the synthesis on one CPU thread: the sums in its convolutions then add up in one order whatever
     ``torch.get_num_threads()`` the process has, so every station decodes the same pixels."""
     if not active:

@@ -25,7 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from surveil.codecs.library import decode_canvas, encode_canvases, to_tensor, weight_file
-from surveil.codecs.model import TIERS, load_codec
+from surveil.codecs.model import TIERS, load_codec, tier_of
 from surveil.config import load_config
 from surveil.errors import SurveilError
 from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT
@@ -89,8 +89,7 @@ def learned_point(path: Path, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDP
         done = time.perf_counter()
         nbytes = sum(len(s) for s in strings) + LATENT_SHAPE_BYTES
         rows.append(_row(nbytes, rgb, decoded, mask, (started, encoded, done)))
-    tier = "fast" if codec.codec_id.arch.startswith(TIERS["fast"].family) else "high"
-    return _average(f"{codec.codec_id.codec_class} {tier}", f"q{codec.codec_id.quality}", rows)
+    return _average(f"{codec.codec_id.codec_class} {tier_of(codec.codec_id.arch)}", f"q{codec.codec_id.quality}", rows)
 
 
 def rate_check(path: Path, crops: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
