@@ -195,3 +195,14 @@ def test_unreadable_files(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(_write(tmp_path, ["camera", "cam1"]))
+
+
+def test_constants_repeated_to_keep_torch_out_of_config_agree(tmp_path: Path) -> None:
+    """config.py names the codec tiers and the canvas stride itself so that loading a config never imports torch."""
+    from surveil.codecs.model import LATENT_STRIDE, TIERS
+    from surveil.config import CODEC_TIERS
+
+    assert tuple(TIERS) == CODEC_TIERS
+    assert Config().crops.multiple % LATENT_STRIDE == 0
+    assert "multiple of 64" in _config_error(tmp_path, {"crops": {"multiple": LATENT_STRIDE // 2}})
+    load_config(_write(tmp_path, {"crops": {"multiple": LATENT_STRIDE * 2, "max_side": LATENT_STRIDE * 4}}))

@@ -9,7 +9,15 @@ import pytest
 
 from surveil.errors import StreamError
 from surveil.stream.mask import encode_mask
-from surveil.stream.packet import WIRE_VERSION, decode_packet, encode_packet, packet_summary, topic_of
+from surveil.stream.packet import (
+    WIRE_VERSION,
+    camera_topic,
+    decode_packet,
+    encode_packet,
+    packet_summary,
+    region_topic,
+    topic_of,
+)
 from surveil.types import (
     BackgroundKey,
     CodecId,
@@ -164,6 +172,14 @@ def test_topics() -> None:
     assert topic_of(regions) == "cam1/obj/person"
     assert topic_of(end) == "cam1/frame"
     assert topic_of(stop) == "cam1/end"
+    assert region_topic("cam1", "face") == "cam1/obj/face"
+    assert camera_topic("cam1", "bg") == topic_of(bg)
+
+
+@pytest.mark.parametrize(("camera", "codec_class"), [("", "person"), ("a/b", "person"), ("cam1", "per/son")])
+def test_topic_names_cannot_shadow_each_other(camera: str, codec_class: str) -> None:
+    with pytest.raises(StreamError, match="cannot appear in a topic"):
+        region_topic(camera, codec_class)
 
 
 def test_packet_summary() -> None:

@@ -19,7 +19,7 @@ from surveil.config import Config
 from surveil.errors import StreamError, SurveilError
 from surveil.metrics import StreamStats, format_summary, stream_of_topic
 from surveil.station.recompose import RecomposedFrame, Recomposer
-from surveil.stream import RecordingReader, decode_packet
+from surveil.stream import RecordingReader, camera_topic, decode_packet, region_topic
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def _live_parts(address: str, topics: list[str] | None, idle_timeout_s: float) -
 def _meta_topics(topics: list[str]) -> list[str]:
     """Frame and stream ends of every camera the selection names: they carry no pixels and close frames."""
     cameras = dict.fromkeys(t.split("/")[0] for t in topics if t)
-    return [f"{camera}/{kind}" for camera in cameras for kind in ("frame", "end")]
+    return [camera_topic(camera, stream) for camera in cameras for stream in ("frame", "end")]
 
 
 def _filtered(parts_iter: Iterator[list[bytes]], topics: list[str] | None) -> Iterator[list[bytes]]:
@@ -142,7 +142,7 @@ def _wanted(topics: list[str] | None) -> Callable[[str, str], bool]:
     """Whether this station subscribed to a camera's regions of a class."""
 
     def wanted(camera: str, codec_class: str) -> bool:
-        return topics is None or any(f"{camera}/obj/{codec_class}".startswith(t) for t in topics)
+        return topics is None or any(region_topic(camera, codec_class).startswith(t) for t in topics)
 
     return wanted
 

@@ -4,16 +4,18 @@
 """
 
 from surveil.stream.mask import decode_mask, encode_mask
-from surveil.stream.packet import WIRE_VERSION, decode_packet, encode_packet, topic_of
+from surveil.stream.packet import WIRE_VERSION, camera_topic, decode_packet, encode_packet, region_topic, topic_of
 from surveil.stream.recording import RecordingReader, RecordingWriter
 
 __all__ = [
     "WIRE_VERSION",
     "RecordingReader",
     "RecordingWriter",
+    "camera_topic",
     "decode_mask",
     "decode_packet",
     "encode_mask",
     "encode_packet",
+    "region_topic",
     "topic_of",
 ]

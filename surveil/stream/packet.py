@@ -169,16 +169,26 @@ def _check_name(what: str, name: str) -> str:
     return name
 
 
+def camera_topic(camera: str, stream: str) -> str:
+    """The topic of one of a camera's streams without a class: ``bg``, ``frame`` or ``end``."""
+    return f"{_check_name('camera', camera)}/{stream}"
+
+
+def region_topic(camera: str, codec_class: str) -> str:
+    """The topic of a camera's regions of one codec class."""
+    return f"{_check_name('camera', camera)}/obj/{_check_name('codec class', codec_class)}"
+
+
 def topic_of(packet: Packet) -> str:
     """The topic a packet is published under."""
     if isinstance(packet, BackgroundKey):
-        return f"{_check_name('camera', packet.camera)}/bg"
+        return camera_topic(packet.camera, "bg")
     if isinstance(packet, FrameRegions):
-        return f"{_check_name('camera', packet.camera)}/obj/{_check_name('codec class', packet.codec_class)}"
+        return region_topic(packet.camera, packet.codec_class)
     if isinstance(packet, FrameEnd):
-        return f"{_check_name('camera', packet.camera)}/frame"
+        return camera_topic(packet.camera, "frame")
     if isinstance(packet, StreamEnd):
-        return f"{_check_name('camera', packet.camera)}/end"
+        return camera_topic(packet.camera, "end")
     raise TypeError(f"not a packet: {type(packet).__name__}")
 
 
