@@ -133,8 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--record", type=Path, help="recording file to write")
     enc.add_argument("--max-frames", type=_positive_int, default=None)
     enc.add_argument("--realtime", action="store_true", help="pace a file replay at its frame rate")
-    enc.add_argument("--wait-subscriber", type=float, default=0.0, metavar="SECONDS",
-                     help="with --publish: wait up to this long for a subscriber before the first frame")
+    enc.add_argument(
+        "--wait-subscriber",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --publish: wait up to this long for a subscriber before the first frame",
+    )
     enc.set_defaults(func=_cmd_encode)
 
     dec = sub.add_parser("decode", help="decode a recording or a live stream into recomposed video")
@@ -156,8 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--class", dest="codec_class", required=True)
     tr.add_argument("--quality", type=int, required=True)
     tr.add_argument("--tier", choices=("fast", "high"), default="fast", help="model family (default: fast)")
-    tr.add_argument("--lambda", dest="lmbda", type=float, default=None,
-                    help="rate-distortion trade-off (default: the quality's, see codecs/library.py QUALITY_LAMBDAS)")
+    tr.add_argument(
+        "--lambda",
+        dest="lmbda",
+        type=float,
+        default=None,
+        help="rate-distortion trade-off (default: the quality's, see codecs/library.py QUALITY_LAMBDAS)",
+    )
     tr.add_argument("--steps", type=int, required=True)
     tr.add_argument("--init", type=Path, default=None, help="weights to fine-tune from")
     tr.add_argument("--dataset", default=None, help="dataset class folder (default: --class)")
@@ -167,10 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--patch", type=int, default=128)
     tr.add_argument("--lr", type=float, default=3e-4)
     tr.add_argument("--device", default="cpu")
-    tr.add_argument("--whole-patch-loss", action="store_true",
-                    help="judge distortion on every pixel, fill included (default: the object's pixels only)")
-    tr.add_argument("--threads", type=int, default=None,
-                    help="CPU threads for torch (default: torch's choice; 1 is far faster on a busy machine)")
+    tr.add_argument(
+        "--whole-patch-loss",
+        action="store_true",
+        help="judge distortion on every pixel, fill included (default: the object's pixels only)",
+    )
+    tr.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: torch's choice; 1 is far faster on a busy machine)",
+    )
     tr.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser(

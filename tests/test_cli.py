@@ -279,8 +279,15 @@ def cli_runs(
         "unknown_key": encode(str(vtest), str(unknown_key)),
         "decode_missing": decode(work / "no_such.rec", "decode_missing"),
         "decode_not_recording": decode(vtest, "decode_not_recording"),
-        "decode_bad_output": ["decode", "--config", config, "--input", str(truncated.path), "--output",
-                              str(work / "frames.txt")],
+        "decode_bad_output": [
+            "decode",
+            "--config",
+            config,
+            "--input",
+            str(truncated.path),
+            "--output",
+            str(work / "frames.txt"),
+        ],
         "corrupt_weights": encode(str(vtest), str(corrupt_config)),
     }
     with ThreadPoolExecutor(PARALLEL) as pool:

@@ -79,4 +79,3 @@ def test_anchors_trade_rate_for_quality(kodak_crops: list[tuple[np.ndarray, np.n
     ):
         assert low.bpp < high.bpp and low.psnr < high.psnr
         assert 20 < low.psnr < high.psnr < 60
-
