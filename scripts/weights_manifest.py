@@ -58,8 +58,8 @@ def main() -> int:
         meta = codec.meta
         test_class = meta["codec_class"] if meta["codec_class"] in RECIPES else "generic"
         crops = held_out_crops(test_class)
-        point = learned_point(path, crops)
-        estimated_bpp, coded_bpp = rate_check(path, crops)
+        point = learned_point(codec, crops)
+        estimated_bpp, coded_bpp = rate_check(codec, crops)
         params = sum(p.numel() for p in codec.model.parameters())
         loss = _loss(meta.get("recipe", {}).get("object_loss", False))
         rows.append(

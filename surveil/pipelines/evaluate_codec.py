@@ -25,7 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from surveil.codecs.library import decode_canvas, encode_canvases, to_tensor, weight_file
-from surveil.codecs.model import TIERS, load_codec, tier_of
+from surveil.codecs.model import TIERS, LoadedCodec, load_codec, tier_of
 from surveil.config import load_config
 from surveil.errors import SurveilError
 from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT
@@ -78,8 +78,12 @@ def _average(codec: str, setting: str, rows: list[Row]) -> RDPoint:
     return RDPoint(codec, setting, *(float(v) for v in arr.mean(axis=0)))
 
 
-def learned_point(path: Path, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
-    codec = load_codec(path)
+def _loaded(codec: Path | LoadedCodec) -> LoadedCodec:
+    return codec if isinstance(codec, LoadedCodec) else load_codec(codec)
+
+
+def learned_point(codec: Path | LoadedCodec, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
+    codec = _loaded(codec)
     rows: list[Row] = []
     for rgb, mask in crops:
         started = time.perf_counter()
@@ -92,11 +96,11 @@ def learned_point(path: Path, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDP
     return _average(f"{codec.codec_id.codec_class} {tier_of(codec.codec_id.arch)}", f"q{codec.codec_id.quality}", rows)
 
 
-def rate_check(path: Path, crops: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+def rate_check(codec: Path | LoadedCodec, crops: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
     """(estimated, actual) bits per canvas pixel of the learned codec, averaged over crops as ``learned_point``
     averages: the rate its likelihoods promise (what training minimised) against the entropy coder's real strings,
     after the tables were rebuilt (the 4 bytes of latent shape the signalling adds are left out of both)."""
-    codec = load_codec(path)
+    codec = _loaded(codec)
     estimated, actual = [], []
     for rgb, mask in crops:
         x = to_tensor([rgb], codec.model.device_name)
