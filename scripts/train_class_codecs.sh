@@ -13,7 +13,7 @@ set -euo pipefail
 CLASS=$1
 STEPS=$2
 shift 2
-if [[ $# -gt 0 ]]; then QUALITIES=("$@"); else QUALITIES=(3 2 4 1); fi
+if [[ $# -gt 0 ]]; then QUALITIES=("$@"); else QUALITIES=(3 2 4 1 0); fi
 TIER=${TIER:-fast}
 DEVICE=${DEVICE:-cpu}
 THREADS=${THREADS:-1}

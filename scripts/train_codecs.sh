@@ -3,11 +3,13 @@
 #   1. generic q4 from scratch, then person q4 fine-tuned from it (transfer learning), distortion on whole patches;
 #   2. q3, q2, q1 each fine-tuned from the rate point above, for generic and person side by side;
 #   3. person q3 and q4 fine-tuned from their stage-2 weights with the distortion judged on the object's pixels
-#      only (the default of `surveil train`; the station pastes nothing else). Person q1 and q2 are the stage-2
-#      weights: fine-tuned the same way on 64x64 patches they lost to their stage-2 selves (see train.py).
+#      only (the default of `surveil train`; the station pastes nothing else), 4000 steps each;
+#   4. added later: generic q1 from generic q2 and generic q0 from generic q1 (whole patches, 3000 steps each);
+#      person q0 from stage-2 person q1 (object loss, 3000 steps); person q2 and q1 fine-tuned from their stage-2
+#      weights with the object loss (2500 steps each).
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
 # run folder if interrupted; a step whose weights already exist is skipped.
-# Lambdas per quality: surveil/codecs/library.py QUALITY_LAMBDAS (CompressAI's q1-q4).
+# Lambdas per quality: surveil/codecs/library.py QUALITY_LAMBDAS (CompressAI's q1-q4, q0 one halving below q1).
 # Usage: scripts/train_codecs.sh [generic_steps] [finetune_steps]   (from the repository root)
 set -euo pipefail
 GENERIC_STEPS=${1:-4000}
@@ -36,9 +38,11 @@ stage1() {  # class: q4, q3, q2, q1 with whole-patch distortion
   done
 }
 
-object_stage() {  # quality ...: person q3 and q4 fine-tuned on object pixels into weights/
+object_stage() {  # steps quality ...: person codecs fine-tuned on object pixels from stage 2 into weights/
+  local steps=$1
+  shift
   for q in "$@"; do
-    train person "$q" 4000 "weights/person_q${q}.pt" --run-dir "runs/person_q${q}_obj" \
+    train person "$q" "$steps" "weights/person_q${q}.pt" --run-dir "runs/person_q${q}_obj" \
       --init "runs/person_q${q}_stage1.pt" --lr 1e-4
   done
 }
@@ -48,7 +52,12 @@ stage1 generic "" "$GENERIC_STEPS" &
 stage1 person "--init runs/generic_q4_stage1.pt --lr 2e-4" "$FINETUNE_STEPS"
 wait
 for q in 4 3 2; do cp -n "runs/generic_q${q}_stage1.pt" "weights/generic_q${q}.pt"; done
-for q in 2 1; do cp -n "runs/person_q${q}_stage1.pt" "weights/person_q${q}.pt"; done
-object_stage 3 &
-object_stage 4
+object_stage 4000 3 &
+object_stage 4000 4
+wait
+train generic 1 3000 weights/generic_q1.pt --run-dir runs/generic_q1 $OLD --init weights/generic_q2.pt --lr 1e-4 &
+train person 0 3000 weights/person_q0.pt --run-dir runs/person_q0 --init runs/person_q1_stage1.pt --lr 1e-4
+wait
+train generic 0 3000 weights/generic_q0.pt --run-dir runs/generic_q0 $OLD --init weights/generic_q1.pt --lr 1e-4 &
+object_stage 2500 2 1
 wait

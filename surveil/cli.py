@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         "eval-codec", help="RD (PSNR, MS-SSIM) of a class's codecs against generic, JPEG, WebP, x265, AV1"
     )
     ev.add_argument("--class", dest="codec_class", default="person")
-    ev.add_argument("--qualities", type=int, nargs="+", default=[1, 2, 3, 4])
+    ev.add_argument("--qualities", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ev.add_argument("--tiers", nargs="+", choices=("fast", "high"), default=["fast", "high"])
     ev.add_argument(
         "--weights-dir", type=Path, default=PROJECT_WEIGHTS, help="where the codecs are (default: the project's)"

@@ -56,7 +56,7 @@ class CropConfig:
 
 @dataclass
 class CodecConfig:
-    quality: int = 3  # rate point 1 (fewest bits) to 4, see codecs/library.py QUALITY_LAMBDAS
+    quality: int = 3  # rate point 0 (fewest bits) to 4, see codecs/library.py QUALITY_LAMBDAS
     tier: str = "fast"  # fast: mean-scale hyperprior; high: cheng2020 attention + mixture + checkerboard context
     weights_dir: str = "weights"  # relative to the repository root
     device: str = "auto"
@@ -183,7 +183,7 @@ _BOUNDS: list[tuple[str, float, float | None]] = [  # dotted key, lowest, highes
     ("faces.head_fraction", 0, 1),
     ("faces.search_px", 16, None),
     ("crops.fill", 0, 255),
-    ("codec.quality", 1, None),
+    ("codec.quality", 0, None),
     ("codec.reuse_key_below", 0, 255),
     ("background.crf", 0, 51),
     ("background.refresh_s", 0, None),

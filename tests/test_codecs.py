@@ -21,6 +21,10 @@ from surveil.regions.centring import canvas_mask, centre_region
 # Pinned outputs of the committed weights on the crop below. A change means the weights, CompressAI's entropy
 # coder or the model's coding path changed: streams recorded before would no longer decode the same.
 GOLDEN = {
+    "person_q0.pt": {
+        "bitstream_md5": "2d883415134959c0281ac273ccccab7d",
+        "decoded_md5": "c9a73550ddcebf539b0418776b70344b",
+    },
     "person_q3.pt": {
         "bitstream_md5": "261adf1f47a6d51343f3d6c8788256bb",
         "decoded_md5": "31fea1741f5f994d722038b88fa1975b",

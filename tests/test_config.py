@@ -130,7 +130,7 @@ def test_wrong_type_is_named(tmp_path: Path, values: dict, dotted: str) -> None:
         ({"faces": {"score": 1.2}}, "faces.score"),
         ({"faces": {"min_size_px": 0}}, "faces.min_size_px"),
         ({"faces": {"search_px": 8}}, "faces.search_px"),
-        ({"codec": {"quality": 0}}, "codec.quality"),
+        ({"codec": {"quality": -1}}, "codec.quality"),
         ({"background": {"crf": 60}}, "background.crf"),
         ({"background": {"crf": -5}}, "background.crf"),  # x264 refuses it mid-stream
         ({"background": {"refresh_s": -1}}, "background.refresh_s"),

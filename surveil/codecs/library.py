@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 
 FALLBACK_CLASS = "generic"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
-# Rate points, as in CompressAI's model zoo: quality -> lambda of the training loss lambda * 255^2 * MSE + bpp.
-QUALITY_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
+# Rate points, as in CompressAI's model zoo (q1-q4), with q0 one halving below its q1 for low-rate links:
+# quality -> lambda of the training loss lambda * 255^2 * MSE + bpp.
+QUALITY_LAMBDAS = {0: 0.0009, 1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
 
 
 def weight_file(weights_dir: Path, codec_class: str, quality: int, tier: str = "fast") -> Path:
