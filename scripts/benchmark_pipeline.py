@@ -7,7 +7,7 @@ For each video it prints and writes (``out/benchmark.md``):
 - person-detection fidelity: YOLO (the detection model ``yolov8n.pt``, not the segmenter the edge uses) on the
   recomposed frames against YOLO on the original frames, matched one-to-one at IoU >= 0.5: precision, recall, F1.
 
-Usage: .venv/bin/python scripts/benchmark_pipeline.py [--max-frames N] [--videos NAME ...]
+Usage: .venv/bin/python scripts/benchmark_pipeline.py [--max-frames N] [--videos NAME ...] [--quality Q]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
+from surveil.codecs.library import QUALITY_LAMBDAS
 from surveil.config import load_config
 from surveil.encode import run_encode
 from surveil.ingest import open_source
@@ -150,8 +151,12 @@ def video_facts(path: Path) -> tuple[int, int, int]:
         return count, stream.codec_context.width, stream.codec_context.height
 
 
-def benchmark_video(name: str, max_frames: int | None, detector: PersonDetector, out_dir: Path) -> dict:
+def benchmark_video(
+    name: str, max_frames: int | None, detector: PersonDetector, out_dir: Path, quality: int | None = None
+) -> dict:
     config = load_config(None)
+    if quality is not None:
+        config.codec.quality = quality
     source = find_data(name)
     if source is None:
         raise SystemExit(f"error: video not found on the data path: {name}")
@@ -229,6 +234,9 @@ def main() -> int:
     parser.add_argument("--max-frames", type=int, default=None, help="frames per video (default: all)")
     parser.add_argument("--videos", nargs="*", default=list(VIDEOS))
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "benchmark")
+    parser.add_argument(
+        "--quality", type=int, choices=sorted(QUALITY_LAMBDAS), help="codec rate point (default: config.yaml's)"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     detector = PersonDetector()
@@ -236,7 +244,7 @@ def main() -> int:
     started = time.monotonic()
     for name in args.videos:
         print(f"benchmarking {name} ...", file=sys.stderr, flush=True)
-        rows.append(benchmark_video(name, args.max_frames, detector, args.out))
+        rows.append(benchmark_video(name, args.max_frames, detector, args.out, args.quality))
         print(table(rows[-1:]), flush=True)
     text = table(rows)
     failures = [
