@@ -105,9 +105,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_codec(args: argparse.Namespace) -> int:
+    from surveil.codecs.library import QUALITY_LAMBDAS
     from surveil.pipelines.evaluate_codec import run_codec_evaluation
 
-    print(run_codec_evaluation(args.codec_class, args.qualities, args.out, tuple(args.tiers), args.weights_dir))
+    qualities = args.qualities or sorted(QUALITY_LAMBDAS)
+    print(run_codec_evaluation(args.codec_class, qualities, args.out, tuple(args.tiers), args.weights_dir))
     return 0
 
 
@@ -194,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         "eval-codec", help="RD (PSNR, MS-SSIM) of a class's codecs against generic, JPEG, WebP, x265, AV1"
     )
     ev.add_argument("--class", dest="codec_class", default="person")
-    ev.add_argument("--qualities", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ev.add_argument("--qualities", type=int, nargs="+", help="rate points (default: every one the library defines)")
     ev.add_argument("--tiers", nargs="+", choices=("fast", "high"), default=["fast", "high"])
     ev.add_argument(
         "--weights-dir", type=Path, default=PROJECT_WEIGHTS, help="where the codecs are (default: the project's)"
