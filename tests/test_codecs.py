@@ -26,16 +26,16 @@ GOLDEN = {
         "decoded_md5": "c9a73550ddcebf539b0418776b70344b",
     },
     "person_q3.pt": {
-        "bitstream_md5": "261adf1f47a6d51343f3d6c8788256bb",
-        "decoded_md5": "31fea1741f5f994d722038b88fa1975b",
+        "bitstream_md5": "63f1eddd1a251679abd39535c5d81aae",
+        "decoded_md5": "c1954719ab998317ca6ab96e6529c2ce",
     },
     "face_q3.pt": {
-        "bitstream_md5": "6445898ecdaa589811fa07f39acd2e29",
-        "decoded_md5": "97d8fa6a59c8781f392350a81dfaad59",
+        "bitstream_md5": "a5ca4ae557e22b234030b5a25866cb43",
+        "decoded_md5": "97b8526970354ddb0b3a3b875192ba88",
     },
     "generic_q3.pt": {
-        "bitstream_md5": "b35681d5d5191556ae7d090b47b4edc3",
-        "decoded_md5": "1f93f3c09afde39fb3dcb254b327d724",
+        "bitstream_md5": "6ec931416d8a312bf324c399780fe8cf",
+        "decoded_md5": "7f1afd13aa45bcc46697ac8f90f98864",
     },
 }
 
