@@ -6,9 +6,10 @@
 #      each); person q0 from stage-2 person q1 with the distortion judged on the object's pixels only (the default
 #      of `surveil train`; the station pastes nothing else);
 #   4. every generic point above fine-tuned from its better-trained neighbour below (in effect, longer training):
-#      q2, q3, q4 in turn (whole patches, 3000 steps each). Then the class codecs with the object loss: person q1 to
-#      q4 from the generic codec of the same quality (3000 steps); face q0 and q1 likewise (2000 steps), then face
-#      q2, q3, q4 each from the face point below (2500, 3000, 3000 steps).
+#      q2, q3, q4 in turn (whole patches, 3000 steps each). Then the class codecs with the object loss: person q3 and
+#      q4 from the generic codec of the same quality, person q1 and q2 from generic one quality up (the longer-
+#      trained file; 3000 steps each); face q0 and q1 from generic of the same quality (2000 steps), then face q2,
+#      q3, q4 each from the face point below (2500, 3000, 3000 steps).
 # Stages whose files no committed file descends from any more (object-loss person codecs from stage 2, generic q4
 # from stage-2 q3, face q3 from the first generic q3) were dropped from this script when their files were replaced;
 # git log has them.
@@ -56,18 +57,17 @@ train generic 0 3000 weights/generic_q0.pt --run-dir runs/generic_q0 $OLD --init
 # 4. generic climbing from its better-trained points below; the class codecs from generic (object loss)
 train generic 2 3000 weights/generic_q2.pt --run-dir runs/generic_q2_up $OLD --init weights/generic_q1.pt --lr 1e-4
 wait
-train generic 3 3000 weights/generic_q3.pt --run-dir runs/generic_q3_up $OLD --init weights/generic_q2.pt --lr 1e-4 &
-train person 1 3000 weights/person_q1.pt --run-dir runs/person_q1 --init weights/generic_q1.pt --lr 1e-4
-wait
+train generic 3 3000 weights/generic_q3.pt --run-dir runs/generic_q3_up $OLD --init weights/generic_q2.pt --lr 1e-4
 train generic 4 3000 weights/generic_q4.pt --run-dir runs/generic_q4_up $OLD --init weights/generic_q3.pt --lr 1e-4 &
-train person 2 3000 weights/person_q2.pt --run-dir runs/person_q2 --init weights/generic_q2.pt --lr 1e-4
+train person 1 3000 weights/person_q1.pt --run-dir runs/person_q1 --init weights/generic_q2.pt --lr 1e-4
 wait
-train person 3 3000 weights/person_q3.pt --run-dir runs/person_q3 --init weights/generic_q3.pt --lr 1e-4 &
-train person 4 3000 weights/person_q4.pt --run-dir runs/person_q4 --init weights/generic_q4.pt --lr 1e-4
+train person 2 3000 weights/person_q2.pt --run-dir runs/person_q2 --init weights/generic_q3.pt --lr 1e-4 &
+train person 3 3000 weights/person_q3.pt --run-dir runs/person_q3 --init weights/generic_q3.pt --lr 1e-4
 wait
-train face 0 2000 weights/face_q0.pt --run-dir runs/face_q0 --init weights/generic_q0.pt --lr 1e-4 &
+train person 4 3000 weights/person_q4.pt --run-dir runs/person_q4 --init weights/generic_q4.pt --lr 1e-4 &
+train face 0 2000 weights/face_q0.pt --run-dir runs/face_q0 --init weights/generic_q0.pt --lr 1e-4
+wait
 train face 1 2000 weights/face_q1.pt --run-dir runs/face_q1 --init weights/generic_q1.pt --lr 1e-4
-wait
 train face 2 2500 weights/face_q2.pt --run-dir runs/face_q2 --init weights/face_q1.pt --lr 1e-4
 train face 3 3000 weights/face_q3.pt --run-dir runs/face_q3 --init weights/face_q2.pt --lr 1e-4
 train face 4 3000 weights/face_q4.pt --run-dir runs/face_q4 --init weights/face_q3.pt --lr 1e-4
