@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from surveil.config import CODEC_QUALITIES
 from surveil.errors import SurveilError
 from surveil.paths import PROJECT_WEIGHTS
 
@@ -105,11 +106,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_codec(args: argparse.Namespace) -> int:
-    from surveil.codecs.library import QUALITY_LAMBDAS
     from surveil.pipelines.evaluate_codec import run_codec_evaluation
 
-    qualities = args.qualities or sorted(QUALITY_LAMBDAS)
-    print(run_codec_evaluation(args.codec_class, qualities, args.out, tuple(args.tiers), args.weights_dir))
+    print(run_codec_evaluation(args.codec_class, args.qualities, args.out, tuple(args.tiers), args.weights_dir))
     return 0
 
 
@@ -196,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "eval-codec", help="RD (PSNR, MS-SSIM) of a class's codecs against generic, JPEG, WebP, x265, AV1"
     )
     ev.add_argument("--class", dest="codec_class", default="person")
-    ev.add_argument("--qualities", type=int, nargs="+", help="rate points (default: every one the library defines)")
+    ev.add_argument("--qualities", type=int, nargs="+", choices=CODEC_QUALITIES, default=list(CODEC_QUALITIES))
     ev.add_argument("--tiers", nargs="+", choices=("fast", "high"), default=["fast", "high"])
     ev.add_argument(
         "--weights-dir", type=Path, default=PROJECT_WEIGHTS, help="where the codecs are (default: the project's)"

@@ -167,6 +167,7 @@ def load_config(path: str | Path | None = None) -> Config:
 
 BACKGROUND_CODECS = ("libx264", "libx265")
 CODEC_TIERS = ("fast", "high")  # the names of surveil.codecs.model.TIERS (not imported: that pulls in torch)
+CODEC_QUALITIES = (0, 1, 2, 3, 4)  # the keys of surveil.codecs.library.QUALITY_LAMBDAS, likewise
 X26X_PRESETS = (
     *("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
     *("slow", "slower", "veryslow", "placebo"),
@@ -183,7 +184,7 @@ _BOUNDS: list[tuple[str, float, float | None]] = [  # dotted key, lowest, highes
     ("faces.head_fraction", 0, 1),
     ("faces.search_px", 16, None),
     ("crops.fill", 0, 255),
-    ("codec.quality", 0, None),
+    ("codec.quality", CODEC_QUALITIES[0], CODEC_QUALITIES[-1]),
     ("codec.reuse_key_below", 0, 255),
     ("background.crf", 0, 51),
     ("background.refresh_s", 0, None),

@@ -131,6 +131,7 @@ def test_wrong_type_is_named(tmp_path: Path, values: dict, dotted: str) -> None:
         ({"faces": {"min_size_px": 0}}, "faces.min_size_px"),
         ({"faces": {"search_px": 8}}, "faces.search_px"),
         ({"codec": {"quality": -1}}, "codec.quality"),
+        ({"codec": {"quality": 5}}, "codec.quality"),  # no such rate point: would fail later on a missing file
         ({"background": {"crf": 60}}, "background.crf"),
         ({"background": {"crf": -5}}, "background.crf"),  # x264 refuses it mid-stream
         ({"background": {"refresh_s": -1}}, "background.refresh_s"),
@@ -198,11 +199,13 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_constants_repeated_to_keep_torch_out_of_config_agree(tmp_path: Path) -> None:
-    """config.py names the codec tiers and the canvas stride itself so that loading a config never imports torch."""
+    """config.py names the tiers, rate points and canvas stride itself, so loading a config never imports torch."""
+    from surveil.codecs.library import QUALITY_LAMBDAS
     from surveil.codecs.model import LATENT_STRIDE, TIERS
-    from surveil.config import CODEC_TIERS
+    from surveil.config import CODEC_QUALITIES, CODEC_TIERS
 
     assert tuple(TIERS) == CODEC_TIERS
+    assert tuple(sorted(QUALITY_LAMBDAS)) == CODEC_QUALITIES
     assert Config().crops.multiple % LATENT_STRIDE == 0
     assert "multiple of 64" in _config_error(tmp_path, {"crops": {"multiple": LATENT_STRIDE // 2}})
     load_config(_write(tmp_path, {"crops": {"multiple": LATENT_STRIDE * 2, "max_side": LATENT_STRIDE * 4}}))
