@@ -174,16 +174,24 @@ class VideoSource:
         """Demuxed packets of the video stream; read failures become ``SourceError``."""
         packets = self._container.demux(self._stream)
         while True:
+            started = time.monotonic()
             try:
                 yield next(packets)
-            except StopIteration:
-                return
-            except av.error.EOFError:
+            except (StopIteration, av.error.EOFError) as exc:
+                # A live stream's read cut short by the timeout can surface as a plain end of stream; it is a stall.
+                if self._stalled_since(started):
+                    raise SourceError(f"no data from {self._name} for {self._read_timeout_s:g} s") from exc
                 return
             except av.error.ExitError as exc:  # PyAV's read timeout interrupts the blocked read
                 raise SourceError(f"no data from {self._name} for {self._read_timeout_s:g} s") from exc
             except av.error.FFmpegError as exc:
+                if self._stalled_since(started):
+                    raise SourceError(f"no data from {self._name} for {self._read_timeout_s:g} s") from exc
                 raise SourceError(f"read error from {self._name}: {_reason(exc)}") from exc
+
+    def _stalled_since(self, started: float) -> bool:
+        """Whether a live read that began at ``started`` (monotonic) ran into the read timeout."""
+        return self._is_live and time.monotonic() - started >= 0.9 * self._read_timeout_s
 
     def _decode(self) -> Iterator[Frame]:
         """Decode the video stream, skipping undecodable packets; pace to timestamps when replaying in real time."""
