@@ -10,7 +10,8 @@
 #      same quality (2000 steps), then face q2, q3, q4 each from the face point below (2500, 3000, 3000 steps);
 #   4. longer class training: person q0 from generic q1 and person q3 from generic q4, then every person point and
 #      face q4 continued 3000 steps from its stage-3/4 file; face q1 and q2 from generic one quality up;
-#   5. face q0 to q3 each continued 3000 steps from its stage-3/4 file, and every person point 3000 more again.
+#   5. face q0 to q3 each continued 3000 steps from its stage-3/4 file, and every person point 3000 more again;
+#   6. face q3 and q4 continued 3000 more steps.
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -71,7 +72,7 @@ train person 1 3000 runs/person_q1_cont.pt --run-dir runs/person_q1_cont --init 
 train person 2 3000 runs/person_q2_cont.pt --run-dir runs/person_q2_cont --init runs/person_q2_stage3.pt --lr 1e-4
 wait
 train person 4 3000 runs/person_q4_cont.pt --run-dir runs/person_q4_cont --init runs/person_q4_stage3.pt --lr 1e-4 &
-train face 4 3000 weights/face_q4.pt --run-dir runs/face_q4_cont --init runs/face_q4_stage3.pt --lr 1e-4
+train face 4 3000 runs/face_q4_cont.pt --run-dir runs/face_q4_cont --init runs/face_q4_stage3.pt --lr 1e-4
 wait
 train face 1 3000 runs/face_q1_stage4.pt --run-dir runs/face_q1_g2 --init weights/generic_q2.pt --lr 1e-4 &
 train face 2 3000 runs/face_q2_stage4.pt --run-dir runs/face_q2_g3 --init weights/generic_q3.pt --lr 1e-4
@@ -81,7 +82,7 @@ train face 0 3000 weights/face_q0.pt --run-dir runs/face_q0_cont --init runs/fac
 train face 1 3000 weights/face_q1.pt --run-dir runs/face_q1_cont --init runs/face_q1_stage4.pt --lr 1e-4
 wait
 train face 2 3000 weights/face_q2.pt --run-dir runs/face_q2_cont --init runs/face_q2_stage4.pt --lr 1e-4 &
-train face 3 3000 weights/face_q3.pt --run-dir runs/face_q3_cont --init runs/face_q3_stage3.pt --lr 1e-4
+train face 3 3000 runs/face_q3_cont.pt --run-dir runs/face_q3_cont --init runs/face_q3_stage3.pt --lr 1e-4
 wait
 train person 0 3000 weights/person_q0.pt --run-dir runs/person_q0_cont2 --init runs/person_q0_cont.pt --lr 1e-4 &
 train person 1 3000 weights/person_q1.pt --run-dir runs/person_q1_cont2 --init runs/person_q1_cont.pt --lr 1e-4
@@ -90,3 +91,7 @@ train person 2 3000 weights/person_q2.pt --run-dir runs/person_q2_cont2 --init r
 train person 3 3000 weights/person_q3.pt --run-dir runs/person_q3_cont2 --init runs/person_q3_cont.pt --lr 1e-4
 wait
 train person 4 3000 weights/person_q4.pt --run-dir runs/person_q4_cont2 --init runs/person_q4_cont.pt --lr 1e-4
+# 6. the face high end trained longer again (object loss, 3000 steps each)
+train face 3 3000 weights/face_q3.pt --run-dir runs/face_q3_cont2 --init runs/face_q3_cont.pt --lr 1e-4 &
+train face 4 3000 weights/face_q4.pt --run-dir runs/face_q4_cont2 --init runs/face_q4_cont.pt --lr 1e-4
+wait

@@ -43,8 +43,8 @@ GOLDEN = {
         "decoded_md5": "99909c9950e25a044857e088d64d4ea1",
     },
     "face_q3.pt": {
-        "bitstream_md5": "e18bc8007ef37585b9ffb4279efe4272",
-        "decoded_md5": "52a636528b282bbd336b5e54b882d7ea",
+        "bitstream_md5": "1e5bd1ca92be40dbbed3473e030e139e",
+        "decoded_md5": "218e717e397351b4a282723bca5e261b",
     },
     "generic_q3.pt": {
         "bitstream_md5": "6ec931416d8a312bf324c399780fe8cf",
