@@ -180,14 +180,17 @@ class VideoSource:
             except (StopIteration, av.error.EOFError) as exc:
                 # A live stream's read cut short by the timeout can surface as a plain end of stream; it is a stall.
                 if self._stalled_since(started):
-                    raise SourceError(f"no data from {self._name} for {self._read_timeout_s:g} s") from exc
+                    raise self._stall_error() from exc
                 return
             except av.error.ExitError as exc:  # PyAV's read timeout interrupts the blocked read
-                raise SourceError(f"no data from {self._name} for {self._read_timeout_s:g} s") from exc
+                raise self._stall_error() from exc
             except av.error.FFmpegError as exc:
                 if self._stalled_since(started):
-                    raise SourceError(f"no data from {self._name} for {self._read_timeout_s:g} s") from exc
+                    raise self._stall_error() from exc
                 raise SourceError(f"read error from {self._name}: {_reason(exc)}") from exc
+
+    def _stall_error(self) -> SourceError:
+        return SourceError(f"no data from {self._name} for {self._read_timeout_s:g} s")
 
     def _stalled_since(self, started: float) -> bool:
         """Whether a live read that began at ``started`` (monotonic) ran into the read timeout."""
