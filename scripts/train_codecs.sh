@@ -11,7 +11,8 @@
 #   4. longer class training: person q0 from generic q1 and person q3 from generic q4, then every person point and
 #      face q4 continued 3000 steps from its stage-3/4 file; face q1 and q2 from generic one quality up;
 #   5. face q0 to q3 each continued 3000 steps from its stage-3/4 file, and every person point 3000 more again;
-#   6. face q3 and q4 continued 3000 more steps.
+#   6. face q3 and q4 continued 3000 more steps;
+#   7. face q2, q3 and q4 each continued twice more, 3000 steps at a time.
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -81,7 +82,7 @@ wait
 train face 0 3000 weights/face_q0.pt --run-dir runs/face_q0_cont --init runs/face_q0_stage3.pt --lr 1e-4 &
 train face 1 3000 weights/face_q1.pt --run-dir runs/face_q1_cont --init runs/face_q1_stage4.pt --lr 1e-4
 wait
-train face 2 3000 weights/face_q2.pt --run-dir runs/face_q2_cont --init runs/face_q2_stage4.pt --lr 1e-4 &
+train face 2 3000 runs/face_q2_cont.pt --run-dir runs/face_q2_cont --init runs/face_q2_stage4.pt --lr 1e-4 &
 train face 3 3000 runs/face_q3_cont.pt --run-dir runs/face_q3_cont --init runs/face_q3_stage3.pt --lr 1e-4
 wait
 train person 0 3000 weights/person_q0.pt --run-dir runs/person_q0_cont2 --init runs/person_q0_cont.pt --lr 1e-4 &
@@ -92,6 +93,16 @@ train person 3 3000 weights/person_q3.pt --run-dir runs/person_q3_cont2 --init r
 wait
 train person 4 3000 weights/person_q4.pt --run-dir runs/person_q4_cont2 --init runs/person_q4_cont.pt --lr 1e-4
 # 6. the face high end trained longer again (object loss, 3000 steps each)
-train face 3 3000 weights/face_q3.pt --run-dir runs/face_q3_cont2 --init runs/face_q3_cont.pt --lr 1e-4 &
-train face 4 3000 weights/face_q4.pt --run-dir runs/face_q4_cont2 --init runs/face_q4_cont.pt --lr 1e-4
+train face 3 3000 runs/face_q3_cont2.pt --run-dir runs/face_q3_cont2 --init runs/face_q3_cont.pt --lr 1e-4 &
+train face 4 3000 runs/face_q4_cont2.pt --run-dir runs/face_q4_cont2 --init runs/face_q4_cont.pt --lr 1e-4
+wait
+# 7. face q2 to q4 trained longer again, twice (object loss, 3000 steps each)
+train face 2 3000 runs/face_q2_cont2.pt --run-dir runs/face_q2_cont2 --init runs/face_q2_cont.pt --lr 1e-4 &
+train face 3 3000 runs/face_q3_cont3.pt --run-dir runs/face_q3_cont3 --init runs/face_q3_cont2.pt --lr 1e-4
+wait
+train face 4 3000 runs/face_q4_cont3.pt --run-dir runs/face_q4_cont3 --init runs/face_q4_cont2.pt --lr 1e-4 &
+train face 2 3000 weights/face_q2.pt --run-dir runs/face_q2_cont3 --init runs/face_q2_cont2.pt --lr 1e-4
+wait
+train face 3 3000 weights/face_q3.pt --run-dir runs/face_q3_cont4 --init runs/face_q3_cont3.pt --lr 1e-4 &
+train face 4 3000 weights/face_q4.pt --run-dir runs/face_q4_cont4 --init runs/face_q4_cont3.pt --lr 1e-4
 wait

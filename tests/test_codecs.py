@@ -27,8 +27,8 @@ GOLDEN = {
         "decoded_md5": "f218d31ee80c4d23b5c25196ac880832",
     },
     "face_q2.pt": {
-        "bitstream_md5": "f33f232e49f02f6ca004afd3929a1339",
-        "decoded_md5": "89855f8de7d7d26bd3d1d96c716ed08c",
+        "bitstream_md5": "a84781a945d99bf4ecc42a23f4f5c283",
+        "decoded_md5": "d5f4e5a0a1c15e3a3a917c42fcb2fa3c",
     },
     "generic_q2.pt": {
         "bitstream_md5": "7955647c9e173e9684fc2be4762ca552",
@@ -43,8 +43,8 @@ GOLDEN = {
         "decoded_md5": "99909c9950e25a044857e088d64d4ea1",
     },
     "face_q3.pt": {
-        "bitstream_md5": "1e5bd1ca92be40dbbed3473e030e139e",
-        "decoded_md5": "218e717e397351b4a282723bca5e261b",
+        "bitstream_md5": "a9fa3b3c7bb6fa68610c3174178077a0",
+        "decoded_md5": "da1eda7bb68f96b6b16647a59fb4fcb5",
     },
     "generic_q3.pt": {
         "bitstream_md5": "6ec931416d8a312bf324c399780fe8cf",
