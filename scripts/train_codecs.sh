@@ -37,6 +37,11 @@ train() {  # class quality steps out [extra args]
   $SURVEIL train --class "$class" --quality "$q" --steps "$steps" --threads "$THREADS" --out "$out" "$@"
 }
 
+# The recipe of every 3000-step class fine-tune and continuation below (generic ones add $WHOLE, so spell it out).
+finetune() {  # class quality out run_dir init
+  train "$1" "$2" 3000 "$3" --run-dir "$4" --init "$5" --lr 1e-4
+}
+
 # 1. generic from scratch, then down the rate points
 train generic 4 "$GENERIC_STEPS" runs/generic_q4_stage1.pt --run-dir runs/generic_q4 $WHOLE
 for q in 3 2; do
@@ -51,58 +56,58 @@ train generic 2 3000 weights/generic_q2.pt --run-dir runs/generic_q2_up $WHOLE -
 wait
 train generic 3 3000 weights/generic_q3.pt --run-dir runs/generic_q3_up $WHOLE --init weights/generic_q2.pt --lr 1e-4
 train generic 4 3000 weights/generic_q4.pt --run-dir runs/generic_q4_up $WHOLE --init weights/generic_q3.pt --lr 1e-4 &
-train person 1 3000 runs/person_q1_stage3.pt --run-dir runs/person_q1 --init weights/generic_q2.pt --lr 1e-4
+finetune person 1 runs/person_q1_stage3.pt runs/person_q1 weights/generic_q2.pt
 wait
-train person 2 3000 runs/person_q2_stage3.pt --run-dir runs/person_q2 --init weights/generic_q3.pt --lr 1e-4 &
-train person 4 3000 runs/person_q4_stage3.pt --run-dir runs/person_q4 --init weights/generic_q4.pt --lr 1e-4
+finetune person 2 runs/person_q2_stage3.pt runs/person_q2 weights/generic_q3.pt &
+finetune person 4 runs/person_q4_stage3.pt runs/person_q4 weights/generic_q4.pt
 wait
 train face 0 2000 runs/face_q0_stage3.pt --run-dir runs/face_q0 --init weights/generic_q0.pt --lr 1e-4 &
 train face 1 2000 runs/face_q1_stage3.pt --run-dir runs/face_q1 --init weights/generic_q1.pt --lr 1e-4
 wait
 train face 2 2500 runs/face_q2_stage3.pt --run-dir runs/face_q2 --init runs/face_q1_stage3.pt --lr 1e-4
-train face 3 3000 runs/face_q3_stage3.pt --run-dir runs/face_q3 --init runs/face_q2_stage3.pt --lr 1e-4
-train face 4 3000 runs/face_q4_stage3.pt --run-dir runs/face_q4 --init runs/face_q3_stage3.pt --lr 1e-4
+finetune face 3 runs/face_q3_stage3.pt runs/face_q3 runs/face_q2_stage3.pt
+finetune face 4 runs/face_q4_stage3.pt runs/face_q4 runs/face_q3_stage3.pt
 # 4. longer class training (object loss, 3000 steps each)
-train person 0 3000 runs/person_q0_stage4.pt --run-dir runs/person_q0_g1 --init weights/generic_q1.pt --lr 1e-4 &
-train person 3 3000 runs/person_q3_stage4.pt --run-dir runs/person_q3_g4 --init weights/generic_q4.pt --lr 1e-4
+finetune person 0 runs/person_q0_stage4.pt runs/person_q0_g1 weights/generic_q1.pt &
+finetune person 3 runs/person_q3_stage4.pt runs/person_q3_g4 weights/generic_q4.pt
 wait
-train person 0 3000 runs/person_q0_cont.pt --run-dir runs/person_q0_cont --init runs/person_q0_stage4.pt --lr 1e-4 &
-train person 3 3000 runs/person_q3_cont.pt --run-dir runs/person_q3_cont --init runs/person_q3_stage4.pt --lr 1e-4
+finetune person 0 runs/person_q0_cont.pt runs/person_q0_cont runs/person_q0_stage4.pt &
+finetune person 3 runs/person_q3_cont.pt runs/person_q3_cont runs/person_q3_stage4.pt
 wait
-train person 1 3000 runs/person_q1_cont.pt --run-dir runs/person_q1_cont --init runs/person_q1_stage3.pt --lr 1e-4 &
-train person 2 3000 runs/person_q2_cont.pt --run-dir runs/person_q2_cont --init runs/person_q2_stage3.pt --lr 1e-4
+finetune person 1 runs/person_q1_cont.pt runs/person_q1_cont runs/person_q1_stage3.pt &
+finetune person 2 runs/person_q2_cont.pt runs/person_q2_cont runs/person_q2_stage3.pt
 wait
-train person 4 3000 runs/person_q4_cont.pt --run-dir runs/person_q4_cont --init runs/person_q4_stage3.pt --lr 1e-4 &
-train face 4 3000 runs/face_q4_cont.pt --run-dir runs/face_q4_cont --init runs/face_q4_stage3.pt --lr 1e-4
+finetune person 4 runs/person_q4_cont.pt runs/person_q4_cont runs/person_q4_stage3.pt &
+finetune face 4 runs/face_q4_cont.pt runs/face_q4_cont runs/face_q4_stage3.pt
 wait
-train face 1 3000 runs/face_q1_stage4.pt --run-dir runs/face_q1_g2 --init weights/generic_q2.pt --lr 1e-4 &
-train face 2 3000 runs/face_q2_stage4.pt --run-dir runs/face_q2_g3 --init weights/generic_q3.pt --lr 1e-4
+finetune face 1 runs/face_q1_stage4.pt runs/face_q1_g2 weights/generic_q2.pt &
+finetune face 2 runs/face_q2_stage4.pt runs/face_q2_g3 weights/generic_q3.pt
 wait
 # 5. the face points below q4 and every person point trained longer (object loss, 3000 steps each)
-train face 0 3000 weights/face_q0.pt --run-dir runs/face_q0_cont --init runs/face_q0_stage3.pt --lr 1e-4 &
-train face 1 3000 weights/face_q1.pt --run-dir runs/face_q1_cont --init runs/face_q1_stage4.pt --lr 1e-4
+finetune face 0 weights/face_q0.pt runs/face_q0_cont runs/face_q0_stage3.pt &
+finetune face 1 weights/face_q1.pt runs/face_q1_cont runs/face_q1_stage4.pt
 wait
-train face 2 3000 runs/face_q2_cont.pt --run-dir runs/face_q2_cont --init runs/face_q2_stage4.pt --lr 1e-4 &
-train face 3 3000 runs/face_q3_cont.pt --run-dir runs/face_q3_cont --init runs/face_q3_stage3.pt --lr 1e-4
+finetune face 2 runs/face_q2_cont.pt runs/face_q2_cont runs/face_q2_stage4.pt &
+finetune face 3 runs/face_q3_cont.pt runs/face_q3_cont runs/face_q3_stage3.pt
 wait
-train person 0 3000 weights/person_q0.pt --run-dir runs/person_q0_cont2 --init runs/person_q0_cont.pt --lr 1e-4 &
-train person 1 3000 weights/person_q1.pt --run-dir runs/person_q1_cont2 --init runs/person_q1_cont.pt --lr 1e-4
+finetune person 0 weights/person_q0.pt runs/person_q0_cont2 runs/person_q0_cont.pt &
+finetune person 1 weights/person_q1.pt runs/person_q1_cont2 runs/person_q1_cont.pt
 wait
-train person 2 3000 weights/person_q2.pt --run-dir runs/person_q2_cont2 --init runs/person_q2_cont.pt --lr 1e-4 &
-train person 3 3000 weights/person_q3.pt --run-dir runs/person_q3_cont2 --init runs/person_q3_cont.pt --lr 1e-4
+finetune person 2 weights/person_q2.pt runs/person_q2_cont2 runs/person_q2_cont.pt &
+finetune person 3 weights/person_q3.pt runs/person_q3_cont2 runs/person_q3_cont.pt
 wait
-train person 4 3000 weights/person_q4.pt --run-dir runs/person_q4_cont2 --init runs/person_q4_cont.pt --lr 1e-4
+finetune person 4 weights/person_q4.pt runs/person_q4_cont2 runs/person_q4_cont.pt
 # 6. the face high end trained longer again (object loss, 3000 steps each)
-train face 3 3000 runs/face_q3_cont2.pt --run-dir runs/face_q3_cont2 --init runs/face_q3_cont.pt --lr 1e-4 &
-train face 4 3000 runs/face_q4_cont2.pt --run-dir runs/face_q4_cont2 --init runs/face_q4_cont.pt --lr 1e-4
+finetune face 3 runs/face_q3_cont2.pt runs/face_q3_cont2 runs/face_q3_cont.pt &
+finetune face 4 runs/face_q4_cont2.pt runs/face_q4_cont2 runs/face_q4_cont.pt
 wait
 # 7. face q2 to q4 trained longer again, twice (object loss, 3000 steps each)
-train face 2 3000 runs/face_q2_cont2.pt --run-dir runs/face_q2_cont2 --init runs/face_q2_cont.pt --lr 1e-4 &
-train face 3 3000 runs/face_q3_cont3.pt --run-dir runs/face_q3_cont3 --init runs/face_q3_cont2.pt --lr 1e-4
+finetune face 2 runs/face_q2_cont2.pt runs/face_q2_cont2 runs/face_q2_cont.pt &
+finetune face 3 runs/face_q3_cont3.pt runs/face_q3_cont3 runs/face_q3_cont2.pt
 wait
-train face 4 3000 runs/face_q4_cont3.pt --run-dir runs/face_q4_cont3 --init runs/face_q4_cont2.pt --lr 1e-4 &
-train face 2 3000 weights/face_q2.pt --run-dir runs/face_q2_cont3 --init runs/face_q2_cont2.pt --lr 1e-4
+finetune face 4 runs/face_q4_cont3.pt runs/face_q4_cont3 runs/face_q4_cont2.pt &
+finetune face 2 weights/face_q2.pt runs/face_q2_cont3 runs/face_q2_cont2.pt
 wait
-train face 3 3000 weights/face_q3.pt --run-dir runs/face_q3_cont4 --init runs/face_q3_cont3.pt --lr 1e-4 &
-train face 4 3000 weights/face_q4.pt --run-dir runs/face_q4_cont4 --init runs/face_q4_cont3.pt --lr 1e-4
+finetune face 3 weights/face_q3.pt runs/face_q3_cont4 runs/face_q3_cont3.pt &
+finetune face 4 weights/face_q4.pt runs/face_q4_cont4 runs/face_q4_cont3.pt
 wait
