@@ -8,6 +8,7 @@ For each video it prints and writes (``out/benchmark.md``):
   recomposed frames against YOLO on the original frames, matched one-to-one at IoU >= 0.5: precision, recall, F1.
 
 Usage: .venv/bin/python scripts/benchmark_pipeline.py [--max-frames N] [--videos NAME ...] [--quality Q]
+       [--refine-steps N]
 """
 
 from __future__ import annotations
@@ -152,11 +153,18 @@ def video_facts(path: Path) -> tuple[int, int, int]:
 
 
 def benchmark_video(
-    name: str, max_frames: int | None, detector: PersonDetector, out_dir: Path, quality: int | None = None
+    name: str,
+    max_frames: int | None,
+    detector: PersonDetector,
+    out_dir: Path,
+    quality: int | None = None,
+    refine_steps: int | None = None,
 ) -> dict:
     config = load_config(None)
     if quality is not None:
         config.codec.quality = quality
+    if refine_steps is not None:
+        config.codec.refine_steps = refine_steps
     source = find_data(name)
     if source is None:
         raise SystemExit(f"error: video not found on the data path: {name}")
@@ -237,6 +245,9 @@ def main() -> int:
     parser.add_argument(
         "--quality", type=int, choices=sorted(QUALITY_LAMBDAS), help="codec rate point (default: config.yaml's)"
     )
+    parser.add_argument(
+        "--refine-steps", type=int, metavar="N", help="per-region latent refinement steps (default: config.yaml's)"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     detector = PersonDetector()
@@ -244,7 +255,7 @@ def main() -> int:
     started = time.monotonic()
     for name in args.videos:
         print(f"benchmarking {name} ...", file=sys.stderr, flush=True)
-        rows.append(benchmark_video(name, args.max_frames, detector, args.out, args.quality))
+        rows.append(benchmark_video(name, args.max_frames, detector, args.out, args.quality, args.refine_steps))
         print(table(rows[-1:]), flush=True)
     text = table(rows)
     failures = [

@@ -108,7 +108,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval_codec(args: argparse.Namespace) -> int:
     from surveil.pipelines.evaluate_codec import run_codec_evaluation
 
-    print(run_codec_evaluation(args.codec_class, args.qualities, args.out, tuple(args.tiers), args.weights_dir))
+    print(
+        run_codec_evaluation(
+            args.codec_class, args.qualities, args.out, tuple(args.tiers), args.weights_dir, args.refine_steps
+        )
+    )
     return 0
 
 
@@ -119,6 +123,16 @@ def _positive_int(text: str) -> int:
         value = 0
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
     return value
 
 
@@ -201,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights-dir", type=Path, default=PROJECT_WEIGHTS, help="where the codecs are (default: the project's)"
     )
     ev.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
+    ev.add_argument(
+        "--refine-steps",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="also evaluate the fast tier with each crop's latents refined for N steps (the edge's codec.refine_steps)",
+    )
     ev.set_defaults(func=_cmd_eval_codec)
     return parser
 

@@ -63,6 +63,10 @@ class CodecConfig:
     # A region whose pixels the current background key already shows (mean absolute difference under its mask below
     # this, 0-255) is sent without payload: its signalling only. 0 sends every region's pixels.
     reuse_key_below: float = 10.0
+    # Encoder-side refinement: steps of per-region optimisation of the latents for the region's own rate and object
+    # pixels (codecs/refine.py; fast tier only). Fewer bits for the same picture, one synthesis forward and backward
+    # pass per step: 0 keeps a CPU edge real-time, 50 is the evaluated setting for a GPU edge or offline coding.
+    refine_steps: int = 0
 
 
 @dataclass
@@ -186,6 +190,7 @@ _BOUNDS: list[tuple[str, float, float | None]] = [  # dotted key, lowest, highes
     ("crops.fill", 0, 255),
     ("codec.quality", CODEC_QUALITIES[0], CODEC_QUALITIES[-1]),
     ("codec.reuse_key_below", 0, 255),
+    ("codec.refine_steps", 0, None),
     ("background.crf", 0, 51),
     ("background.refresh_s", 0, None),
     ("background.change_threshold", 0, 255),
@@ -210,6 +215,8 @@ def _check_values(config: Config) -> None:
     ]:
         if value not in choices:
             raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}, got {value!r}")
+    if config.codec.refine_steps and config.codec.tier != "fast":
+        raise ConfigError("config key 'codec.refine_steps' applies to the fast tier only (set it to 0 or tier: fast)")
     for key, name in [("camera", config.camera), *((f"classes.{c}", c) for c in config.classes)]:
         if not name or "/" in name:  # names travel in topics (<camera>/obj/<class>)
             raise ConfigError(f"config key '{key}': name {name!r} must be non-empty and contain no '/'")

@@ -11,11 +11,21 @@ import numpy as np
 from surveil.codecs.library import CodecLibrary, encode_canvases
 from surveil.config import Config
 from surveil.metrics import StageTimer
-from surveil.regions.centring import centre_region
+from surveil.regions.centring import canvas_mask, centre_region
 from surveil.regions.detector import RegionDetector
 from surveil.scene.background import BackgroundModel
 from surveil.scene.coding import decode_picture, encode_picture
-from surveil.types import BackgroundKey, EncodedRegion, Frame, FrameEnd, FrameRegions, Packet, Region, StreamEnd
+from surveil.types import (
+    BackgroundKey,
+    EncodedRegion,
+    Frame,
+    FrameEnd,
+    FrameRegions,
+    Packet,
+    Placement,
+    Region,
+    StreamEnd,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +126,7 @@ class EdgeEncoder:
         return float(np.abs(now - key).mean()) < level
 
     def _encode_regions(self, frame: Frame, regions: list[Region]) -> dict[str, list[EncodedRegion]]:
-        by_codec: dict[str, list[tuple[Region, np.ndarray, object]]] = {}
+        by_codec: dict[str, list[tuple[Region, np.ndarray, Placement]]] = {}
         for region in regions:
             canvas, placement = centre_region(frame.image, region.box, region.mask, self.config.crops)
             by_codec.setdefault(region.codec_class, []).append((region, canvas, placement))
@@ -125,8 +135,14 @@ class EdgeEncoder:
             codec = self.library.codec_for(codec_class)
             from_key = [self._shown_by_key(frame, region) for region, _, _ in items]
             self.regions_from_key += sum(from_key)
-            to_code = [canvas for (_, canvas, _), k in zip(items, from_key, strict=True) if not k]
-            sent = iter(encode_canvases(codec, to_code))
+            to_code = [
+                (canvas, region, placement)
+                for (region, canvas, placement), k in zip(items, from_key, strict=True)
+                if not k
+            ]
+            steps = self.config.codec.refine_steps
+            masks = [canvas_mask(region.mask, placement) for _, region, placement in to_code] if steps else None
+            sent = iter(encode_canvases(codec, [canvas for canvas, _, _ in to_code], masks, steps))
             coded = [([], (0, 0)) if k else next(sent) for k in from_key]
             encoded[codec_class] = [
                 EncodedRegion(

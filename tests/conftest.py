@@ -1,4 +1,4 @@
-"""Shared fixtures: the shared test video and a set of deterministic, untrained codec weights with a config using them.
+"""Shared fixtures: the shared test video, a real person crop, and deterministic, untrained codec weights with a config.
 
 The error-handling tests code regions with random-init models (``torch.manual_seed(0)``) so they do not depend on
 the committed weights: the pictures they give back are poor, but the bitstreams, the wire format and the error
@@ -13,11 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
-from surveil.config import DEFAULT_CONFIG
+from surveil.config import DEFAULT_CONFIG, CropConfig
 from surveil.paths import find_data
+from surveil.regions.centring import canvas_mask, centre_region
 
 VTEST = "videos/vtest_pets_480x360.mp4"  # h264, 480x360, 10 fps, 795 frames
 UNTRAINED_CLASSES = ("generic", "person", "vehicle", "bag")
@@ -30,6 +33,20 @@ def vtest() -> Path:
     if path is None:
         pytest.skip(f"shared data not found: {VTEST} (expected under ../shared/data or SURVEIL_DATA_PATH)")
     return path
+
+
+@pytest.fixture(scope="session")
+def crop_and_mask() -> tuple[np.ndarray, np.ndarray]:
+    """A real person window (INRIA) masked by its central ellipse and centred as the edge does; its canvas mask."""
+    path = find_data("people/inria_person_96x160_train_pos")
+    if path is None:
+        pytest.skip("shared data not found: people/inria_person_96x160_train_pos")
+    image = cv2.imread(str(sorted(path.glob("*.png"))[0]))[..., ::-1]
+    height, width = image.shape[:2]
+    mask = np.zeros((height, width), np.uint8)
+    cv2.ellipse(mask, (width // 2, height // 2), (width // 3, height // 2 - 8), 0, 0, 360, 1, -1)
+    canvas, placement = centre_region(image, (0, 0, width, height), mask.astype(bool), CropConfig())
+    return canvas, canvas_mask(mask.astype(bool), placement)
 
 
 @pytest.fixture(scope="session")

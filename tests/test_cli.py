@@ -389,3 +389,13 @@ def test_clean_encode_is_quiet(encoded: tuple[Path, subprocess.CompletedProcess[
     assert [e.seq for e in ends if isinstance(e, FrameEnd)] == list(range(FRAMES))
     assert records[0].topic.endswith("/bg")
     assert records[-1].topic.endswith("/end")
+
+
+@pytest.mark.parametrize("value", ["-1", "ten"])
+def test_eval_codec_refuses_a_bad_step_count(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from surveil.cli import build_parser
+
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["eval-codec", "--refine-steps", value])
+    assert info.value.code == 2
+    assert "expected a whole number, 0 or more" in capsys.readouterr().err

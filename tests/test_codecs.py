@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,10 +12,8 @@ from conftest import decoded_md5_in_another_process, md5
 
 from surveil.codecs.library import CodecLibrary, decode_canvas, encode_canvases, weight_file
 from surveil.codecs.model import file_sha256, load_codec
-from surveil.config import CropConfig
 from surveil.errors import CodecMismatchError
-from surveil.paths import PROJECT_WEIGHTS, find_data
-from surveil.regions.centring import canvas_mask, centre_region
+from surveil.paths import PROJECT_WEIGHTS
 
 # Pinned outputs of the committed weights on the crop below. A change means the weights, CompressAI's entropy
 # coder or the model's coding path changed: streams recorded before would no longer decode the same. Pinned: the
@@ -51,20 +48,6 @@ GOLDEN = {
         "decoded_md5": "7f1afd13aa45bcc46697ac8f90f98864",
     },
 }
-
-
-@pytest.fixture(scope="module")
-def crop_and_mask() -> tuple[np.ndarray, np.ndarray]:
-    """A real person window (INRIA) masked by its central ellipse and centred as the edge does; its canvas mask."""
-    path = find_data("people/inria_person_96x160_train_pos")
-    if path is None:
-        pytest.skip("shared data not found: people/inria_person_96x160_train_pos")
-    image = cv2.imread(str(sorted(path.glob("*.png"))[0]))[..., ::-1]
-    height, width = image.shape[:2]
-    mask = np.zeros((height, width), np.uint8)
-    cv2.ellipse(mask, (width // 2, height // 2), (width // 3, height // 2 - 8), 0, 0, 360, 1, -1)
-    canvas, placement = centre_region(image, (0, 0, width, height), mask.astype(bool), CropConfig())
-    return canvas, canvas_mask(mask.astype(bool), placement)
 
 
 @pytest.fixture(scope="module")

@@ -132,6 +132,8 @@ def test_wrong_type_is_named(tmp_path: Path, values: dict, dotted: str) -> None:
         ({"faces": {"search_px": 8}}, "faces.search_px"),
         ({"codec": {"quality": -1}}, "codec.quality"),
         ({"codec": {"quality": 5}}, "codec.quality"),  # no such rate point: would fail later on a missing file
+        ({"codec": {"refine_steps": -1}}, "codec.refine_steps"),
+        ({"codec": {"refine_steps": 10, "tier": "high"}}, "codec.refine_steps"),  # refinement is the fast tier's
         ({"background": {"crf": 60}}, "background.crf"),
         ({"background": {"crf": -5}}, "background.crf"),  # x264 refuses it mid-stream
         ({"background": {"refresh_s": -1}}, "background.refresh_s"),

@@ -189,3 +189,31 @@ def test_faces_travel_apart_and_a_station_not_cleared_for_them_never_sees_them(t
     cleared = decode("no_faces", "cam1/bg", "cam1/obj/person", "cam1/obj/generic", "cam1/obj/vehicle", "cam1/obj/bag")
     assert not [r for r in cleared if r["class"] == "face"]
     assert sum(r["class"] == "person" for r in cleared) == sum(r["class"] == "person" for r in everything)
+
+
+def test_refined_regions_cost_fewer_bytes_and_decode(
+    vtest: Path, recorded: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    """codec.refine_steps changes only the edge's encoder: the same regions, fewer person bytes (2.7% fewer on
+    these frames at 20 steps; the refinement lowers the rate-distortion cost, of which bytes are one part), the same
+    decoder."""
+
+    def person_bytes(recording: Path) -> list[int]:
+        events = tmp_path / f"{recording.stem}.jsonl"
+        result = _run(
+            ["decode", "--input", str(recording), "--output", str(tmp_path / "o.mp4"), "--events", str(events)]
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"decode: {FRAMES} frames" in result.stdout
+        return [r["bytes"] for e in _events(events) for r in e["regions"] if r["class"] == "person"]
+
+    config = tmp_path / "refine.yaml"
+    config.write_text("codec:\n  refine_steps: 20\n")
+    refined = tmp_path / "refined.rec"
+    args = ["encode", "--config", str(config), "--input", str(vtest), "--record", str(refined)]
+    result = _run([*args, "--max-frames", str(FRAMES)])
+    assert result.returncode == 0, result.stderr
+    plain, better = person_bytes(recorded[0]), person_bytes(refined)
+    assert len(better) == len(plain) >= 3 * FRAMES
+    assert all(b > 0 for b in better)
+    assert sum(better) < 0.99 * sum(plain), (sum(plain), sum(better))

@@ -101,7 +101,11 @@ class RegionCodecModel(MeanScaleHyperprior):
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> dict:
         y = self.g_a(x)
-        z = self.h_a(y)
+        return self.compress_latents(y, self.h_a(y))
+
+    @torch.no_grad()
+    def compress_latents(self, y: torch.Tensor, z: torch.Tensor) -> dict:
+        """Code latents given directly (those of ``g_a`` and ``h_a``, or refined ones; see codecs/refine.py)."""
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
         scales_hat, means_hat = self._entropy_params(z_hat)

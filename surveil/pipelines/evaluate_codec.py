@@ -82,18 +82,25 @@ def _loaded(codec: Path | LoadedCodec) -> LoadedCodec:
     return codec if isinstance(codec, LoadedCodec) else load_codec(codec)
 
 
-def learned_point(codec: Path | LoadedCodec, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
+def learned_point(
+    codec: Path | LoadedCodec, crops: list[tuple[np.ndarray, np.ndarray]], refine_steps: int = 0
+) -> RDPoint:
+    """The codec's mean point over the crops; with ``refine_steps``, each crop's latents refined first (the edge's
+    ``codec.refine_steps``), named ``<class> <tier>+refine<steps>``."""
     codec = _loaded(codec)
     rows: list[Row] = []
     for rgb, mask in crops:
         started = time.perf_counter()
-        [(strings, shape)] = encode_canvases(codec, [rgb])
+        [(strings, shape)] = encode_canvases(codec, [rgb], [mask], refine_steps)
         encoded = time.perf_counter()
         decoded = decode_canvas(codec, strings, shape)
         done = time.perf_counter()
         nbytes = sum(len(s) for s in strings) + LATENT_SHAPE_BYTES
         rows.append(_row(nbytes, rgb, decoded, mask, (started, encoded, done)))
-    return _average(f"{codec.codec_id.codec_class} {tier_of(codec.codec_id.arch)}", f"q{codec.codec_id.quality}", rows)
+    name = f"{codec.codec_id.codec_class} {tier_of(codec.codec_id.arch)}"
+    if refine_steps:
+        name += f"+refine{refine_steps}"
+    return _average(name, f"q{codec.codec_id.quality}", rows)
 
 
 def rate_check(codec: Path | LoadedCodec, crops: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
@@ -322,10 +329,16 @@ def held_out_crops(codec_class: str) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _learned_curve(
-    codec_class: str, qualities: list[int], tier: str, crops: list, weights_dir: Path = PROJECT_WEIGHTS
+    codec_class: str,
+    qualities: list[int],
+    tier: str,
+    crops: list,
+    weights_dir: Path = PROJECT_WEIGHTS,
+    refine_steps: int = 0,
 ) -> list[RDPoint]:
     paths = [p for p in (weight_file(weights_dir, codec_class, q, tier) for q in qualities) if p.exists()]
-    return [learned_point(p, crops) for p in tqdm(paths, desc=f"{codec_class} {tier}", unit="quality")]
+    desc = f"{codec_class} {tier}" + (f" refined ({refine_steps} steps)" if refine_steps else "")
+    return [learned_point(p, crops, refine_steps) for p in tqdm(paths, desc=desc, unit="quality")]
 
 
 def run_codec_evaluation(
@@ -334,14 +347,22 @@ def run_codec_evaluation(
     out: Path | None = None,
     tiers: tuple[str, ...] = tuple(TIERS),
     weights_dir: Path = PROJECT_WEIGHTS,
+    refine_steps: int = 0,
 ) -> str:
     """Evaluate every tier of the class that has trained weights in ``weights_dir`` (candidates can be judged before
-    they are committed); write the tables (markdown) and the plot (PNG)."""
+    they are committed); write the tables (markdown) and the plot (PNG).
+
+    With ``refine_steps``, the fast tier is also evaluated with its latents refined per crop (codecs/refine.py), as
+    a curve of its own against the conventional anchors (not against the generic codec, whose encoder is not refined
+    here: that comparison would favour the class codec)."""
     torch.set_grad_enabled(False)
     crops = held_out_crops(codec_class)
     learned = {
         tier: curve for tier in tiers if (curve := _learned_curve(codec_class, qualities, tier, crops, weights_dir))
     }
+    refined_key = f"fast+refine{refine_steps}"
+    if refine_steps and "fast" in learned:
+        learned[refined_key] = _learned_curve(codec_class, qualities, "fast", crops, weights_dir, refine_steps)
     if not learned:
         wanted = [str(weight_file(weights_dir, codec_class, q, t)) for t in tiers for q in qualities]
         raise SurveilError(f"no trained weights: none of {', '.join(wanted)} (train them with 'surveil train')")
@@ -355,6 +376,9 @@ def run_codec_evaluation(
     generic_curves: dict[str, list[RDPoint]] = {}
     for tier in learned:
         anchors[tier] = {}
+        if tier == refined_key:
+            anchors[tier] = dict(conventional)
+            continue
         if codec_class != "generic" and (generic := _learned_curve("generic", qualities, tier, crops, weights_dir)):
             anchors[tier][f"generic {tier}"] = generic_curves[f"generic {tier}"] = generic
         anchors[tier] |= conventional
@@ -363,7 +387,8 @@ def run_codec_evaluation(
     sections = [title]
     for tier, curve in learned.items():
         table = comparison_table(curve, anchors[tier])
-        sections.append(f"{tier} tier, each rate point against each anchor:\n\n{table}")
+        label = f"fast tier, latents refined per crop ({refine_steps} steps)" if tier == refined_key else f"{tier} tier"
+        sections.append(f"{label}, each rate point against each anchor:\n\n{table}")
     sections.append(
         "BD-rate (PSNR / MS-SSIM dB; negative: fewer bits for the same quality):\n\n" + bd_table(learned, anchors)
     )

@@ -1,0 +1,88 @@
+"""Encoder-side latent refinement: fewer coded costs on a real crop, a stream any station decodes, a pinned result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import md5
+
+from surveil.codecs.library import QUALITY_LAMBDAS, decode_canvas, encode_canvases, to_tensor
+from surveil.codecs.model import TIERS, build_model, load_codec
+from surveil.codecs.refine import object_weights, refine_latents
+from surveil.errors import SurveilError
+from surveil.paths import PROJECT_WEIGHTS
+
+STEPS = 20
+# person_q2.pt on the conftest crop, refined for STEPS steps; a change means the refinement's arithmetic changed
+GOLDEN_REFINED = {
+    "bitstream_md5": "68dbb1b95556ec2c746342ed0c78e423",
+    "decoded_md5": "b22b96394094b14512c712ee9d7d861f",
+}
+
+
+@pytest.fixture(scope="module")
+def person_q2():
+    return load_codec(PROJECT_WEIGHTS / "person_q2.pt")
+
+
+def _coded_cost(codec, canvas: np.ndarray, mask: np.ndarray, strings: list[bytes], shape) -> tuple[float, float]:
+    """(cost at the codec's lambda, bits per canvas pixel) of a real bitstream: its bytes and its decoded pixels."""
+    decoded = decode_canvas(codec, strings, shape)
+    mse = float(np.mean((decoded[mask].astype(np.float64) - canvas[mask]) ** 2)) / 255**2
+    bpp = 8 * sum(len(s) for s in strings) / mask.size
+    return QUALITY_LAMBDAS[codec.codec_id.quality] * 255**2 * mse + bpp, bpp
+
+
+def test_refined_stream_costs_less_and_decodes_as_usual(person_q2, crop_and_mask) -> None:
+    canvas, mask = crop_and_mask
+    [plain] = encode_canvases(person_q2, [canvas])
+    [refined] = encode_canvases(person_q2, [canvas], [mask], STEPS)
+    plain_cost, plain_bpp = _coded_cost(person_q2, canvas, mask, *plain)
+    refined_cost, refined_bpp = _coded_cost(person_q2, canvas, mask, *refined)
+    assert refined[0] != plain[0]
+    assert refined_cost < 0.97 * plain_cost, (plain_cost, refined_cost)
+    assert refined_bpp < plain_bpp  # the fill outside the object no longer costs bits
+
+
+def test_refined_golden(person_q2, crop_and_mask) -> None:
+    canvas, mask = crop_and_mask
+    [(strings, shape)] = encode_canvases(person_q2, [canvas], [mask], STEPS)
+    decoded = decode_canvas(person_q2, strings, shape)
+    assert {"bitstream_md5": md5(b"".join(strings)), "decoded_md5": md5(decoded.tobytes())} == GOLDEN_REFINED
+
+
+def test_batch_mates_do_not_change_a_region(person_q2, crop_and_mask) -> None:
+    """Each region keeps its own best iterate: refining it beside another gives the stream it gets alone."""
+    canvas, mask = crop_and_mask
+    other, other_mask = np.ascontiguousarray(canvas[::-1]), np.ascontiguousarray(mask[::-1])
+    batched = encode_canvases(person_q2, [canvas, other], [mask, other_mask], 5)
+    assert batched[0] == encode_canvases(person_q2, [canvas], [mask], 5)[0]
+    assert batched[1] == encode_canvases(person_q2, [other], [other_mask], 5)[0]
+
+
+def test_refinement_leaves_the_model_alone(person_q2, crop_and_mask) -> None:
+    canvas, mask = crop_and_mask
+    before = {k: v.clone() for k, v in person_q2.model.state_dict().items()}
+    x = to_tensor([canvas], "cpu")
+    refine_latents(person_q2.model, x, object_weights([mask]), QUALITY_LAMBDAS[2], 3)
+    after = person_q2.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in person_q2.model.parameters())
+
+
+def test_object_weights_grow_the_mask_by_the_margin() -> None:
+    mask = np.zeros((16, 16), bool)
+    mask[8, 8] = True
+    weights = object_weights([mask], margin=2)
+    assert weights.shape == (1, 1, 16, 16)
+    assert weights[0, 0, 8, 6:11].tolist() == [1.0] * 5 and weights[0, 0, 8, 5] == 0 and weights.sum() == 17
+
+
+def test_refinement_needs_masks_and_the_fast_tier(person_q2, crop_and_mask) -> None:
+    canvas, mask = crop_and_mask
+    with pytest.raises(ValueError, match="masks"):
+        encode_canvases(person_q2, [canvas], None, 5)
+    mixture = build_model(TIERS["high"])
+    with pytest.raises(SurveilError, match="fast tier only"):
+        refine_latents(mixture, to_tensor([canvas], "cpu"), object_weights([mask]), 0.01, 2)
