@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from surveil.config import CODEC_QUALITIES
@@ -116,24 +117,20 @@ def _cmd_eval_codec(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``, else a usage error saying so."""
+    wanted = "a positive whole number" if minimum == 1 else f"a whole number, {minimum} or more"
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
-    return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(enc)
     enc.add_argument("--publish", help="ZeroMQ address to publish on, e.g. tcp://127.0.0.1:5555")
     enc.add_argument("--record", type=Path, help="recording file to write")
-    enc.add_argument("--max-frames", type=_positive_int, default=None)
+    enc.add_argument("--max-frames", type=_whole_number(1), default=None)
     enc.add_argument("--realtime", action="store_true", help="pace a file replay at its frame rate")
     enc.add_argument(
         "--wait-subscriber",
@@ -161,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--input", required=True, help="recording file or ZeroMQ address (tcp://host:port)")
     dec.add_argument("--output", type=Path, required=True, help="recomposed video to write (.mp4)")
     dec.add_argument("--events", type=Path, default=None, help="per-frame JSON lines")
-    dec.add_argument("--max-frames", type=_positive_int, default=None)
+    dec.add_argument("--max-frames", type=_whole_number(1), default=None)
     dec.add_argument("--topics", nargs="*", default=None, help="topic prefixes to subscribe to (default: all)")
     dec.add_argument("--idle-timeout", type=float, default=15.0, help="live input: stop after this long silent")
     _add_config(dec)
@@ -217,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     ev.add_argument(
         "--refine-steps",
-        type=_non_negative_int,
+        type=_whole_number(0),
         default=0,
         metavar="N",
         help="also evaluate the fast tier with each crop's latents refined for N steps (the edge's codec.refine_steps)",

@@ -15,7 +15,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -23,6 +22,7 @@ from tqdm import tqdm
 from surveil.codecs.model import TIERS, build_model, load_codec, save_codec
 from surveil.errors import SurveilError
 from surveil.pipelines.dataset import DATASETS_ROOT, load_split_with_masks
+from surveil.regions.centring import STATION_MARGIN_PX, grow_mask
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class TrainSettings:
     datasets_root: Path = DATASETS_ROOT
     object_loss: bool = True  # distortion over the object's pixels only
     tier: str = "fast"  # model family of a training from scratch (a fine-tune keeps its --init's)
-    mask_margin: int = 2  # pixels the object mask is grown by: the station's resampling reaches that far
+    mask_margin: int = STATION_MARGIN_PX  # pixels the object mask is grown by (regions/centring.py)
 
 
 class PatchSampler:
@@ -72,13 +72,10 @@ class PatchSampler:
         seed: int,
         mask_margin: int = 0,
     ) -> None:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * mask_margin + 1,) * 2) if mask_margin else None
         self.images: list[np.ndarray] = []
         self.weights: list[np.ndarray] = []
         for image, mask in items:
-            weight = mask.astype(np.uint8)
-            if kernel is not None:
-                weight = cv2.dilate(weight, kernel)
+            weight = grow_mask(mask, mask_margin)
             self.images.append(self._pad(image, patch, fill))
             self.weights.append(self._pad(weight, patch, 0))
         # larger images hold more distinct patches: sample them proportionally to area, capped

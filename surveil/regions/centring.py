@@ -10,6 +10,8 @@ import numpy as np
 from surveil.config import CropConfig
 from surveil.types import Box, Placement
 
+STATION_MARGIN_PX = 2  # pixels a decoded object's mask reaches past its edge once the station resamples it
+
 
 def plan_placement(box: Box, settings: CropConfig) -> Placement:
     """Scale (down only) so the longer side fits ``max_side``; pad to a multiple of the codec stride, centred."""
@@ -72,3 +74,12 @@ def canvas_mask(mask: np.ndarray, placement: Placement) -> np.ndarray:
     out = np.zeros((canvas_h, canvas_w), dtype=bool)
     out[off_y : off_y + scaled_h, off_x : off_x + scaled_w] = scaled
     return out
+
+
+def grow_mask(mask: np.ndarray, margin: int = STATION_MARGIN_PX) -> np.ndarray:
+    """``mask`` (bool or 0/1) grown by ``margin`` pixels with an elliptical kernel, as uint8 0/1: the pixels a codec
+    is judged on in training and in encoder-side refinement."""
+    grown = mask.astype(np.uint8)
+    if margin:
+        grown = cv2.dilate(grown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2))
+    return grown
