@@ -8,7 +8,8 @@
 #   .venv/bin/surveil eval-codec --class CLASS --weights-dir runs/candidates
 # and copy into weights/ only what beats the generic codec.
 # Usage: scripts/train_class_codecs.sh CLASS STEPS [QUALITY ...]    (from the repository root)
-#   TIER=high for the high-efficiency tier, DEVICE=cuda on a GPU, THREADS=1 beside another CPU training.
+#   TIER=high for the high-efficiency tier, DEVICE=cuda on a GPU, THREADS=1 beside another CPU training,
+#   PRECISION=bf16 for the transforms under bfloat16 autocast (about 1.7x faster on a CPU with AVX-512 BF16).
 set -euo pipefail
 CLASS=$1
 STEPS=$2
@@ -17,6 +18,7 @@ if [[ $# -gt 0 ]]; then QUALITIES=("$@"); else QUALITIES=(3 2 4 1 0); fi
 TIER=${TIER:-fast}
 DEVICE=${DEVICE:-cpu}
 THREADS=${THREADS:-1}
+PRECISION=${PRECISION:-fp32}
 OUT_DIR=${OUT_DIR:-runs/candidates}
 SURVEIL=.venv/bin/surveil
 mkdir -p "$OUT_DIR"
@@ -42,5 +44,5 @@ for q in "${QUALITIES[@]}"; do
   fi
   cp weights/generic_*.pt "$OUT_DIR/"  # the eval compares with generic from the same folder
   $SURVEIL train --class "$CLASS" --quality "$q" --tier "$TIER" --steps "$STEPS" --init "$init" --lr 1e-4 \
-    --device "$DEVICE" --threads "$THREADS" --out "$out" --run-dir "runs/$(basename "$out" .pt)"
+    --device "$DEVICE" --threads "$THREADS" --precision "$PRECISION" --out "$out" --run-dir "runs/$(basename "$out" .pt)"
 done

@@ -10,10 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from surveil.codecs.model import load_codec
+from surveil.codecs.model import TIERS, build_model, load_codec
 from surveil.errors import SurveilError
 from surveil.paths import find_data
-from surveil.pipelines.train import PatchSampler, TrainSettings, _lr_at, rate_distortion_loss, train
+from surveil.pipelines.train import (
+    PatchSampler,
+    TrainSettings,
+    _lr_at,
+    keep_entropy_models_float32,
+    rate_distortion_loss,
+    train,
+)
 
 
 @pytest.fixture
@@ -126,3 +133,34 @@ def test_training_from_scratch_in_the_high_tier(tiny_dataset: Path, tmp_path: Pa
     assert codec.codec_id.arch == "cgm-n64m64" and codec.meta["steps"] == 2
     with pytest.raises(SurveilError, match="not of the fast tier"):
         train(replace(settings, init=settings.out, tier="fast", run_dir=tmp_path / "run2"))
+
+
+@pytest.mark.parametrize("tier", ["fast", "high"])
+def test_bf16_autocast_keeps_the_rate_in_float32(tier: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(TIERS[tier]).train()
+    keys = set(model.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    torch.manual_seed(1)
+    reference = rate_distortion_loss(model(x), x, None, 0.01)
+    keep_entropy_models_float32(model)
+    torch.manual_seed(1)  # the same quantisation noise
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert out["x_hat"].dtype == torch.bfloat16  # the transforms ran in bf16
+    assert all(lk.dtype == torch.float32 for lk in out["likelihoods"].values())
+    mixed = rate_distortion_loss(out, x, None, 0.01)
+    assert mixed["bpp_loss"].item() == pytest.approx(reference["bpp_loss"].item(), rel=0.05)
+    assert mixed["mse_loss"].item() == pytest.approx(reference["mse_loss"].item(), rel=0.05)
+    assert set(model.state_dict()) == keys  # nothing added to what a weight file holds
+
+
+def test_bf16_training_is_part_of_the_recipe(tiny_dataset: Path, tmp_path: Path) -> None:
+    settings = replace(_settings(tiny_dataset, tmp_path, steps=2), precision="bf16")
+    codec = load_codec(train(settings))
+    assert codec.meta["recipe"]["precision"] == "bf16" and codec.meta["steps"] == 2
+    assert all(torch.isfinite(p).all() for p in codec.model.parameters())
+    with pytest.raises(SurveilError, match="precision: 'bf16' then, 'fp32' now"):
+        train(replace(settings, steps=4, precision="fp32"))
+    with pytest.raises(SurveilError, match="unknown precision 'fp8'"):
+        train(replace(settings, precision="fp8", run_dir=tmp_path / "run3"))
