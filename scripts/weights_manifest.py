@@ -23,7 +23,8 @@ quality and the first 16 hex digits of the file's sha256. Training: `scripts/tra
 `scripts/train_class_codecs.sh` (loss
 `lambda * 255^2 * MSE + bpp`, Adam, warm-up then cosine learning rate, batch 8 of 128x128 patches).
 "steps" and "loss" are this file's own training stage (loss "object": MSE on the object's pixels; "whole": on whole
-patches, fill included); "history" lists the stages it continues, oldest first, as class, quality, steps and loss
+patches, fill included; then its peak learning rate, patch seed and precision where recorded); "history" lists the
+stages it continues, oldest first, as class, quality, steps, loss and, where recorded, the same settings
 (files trained before lineages were recorded name only the file they started from, which may have been replaced
 since; `scripts/train_codecs.sh` describes every stage).
 RD points: mean over the held-out test split named in the table (bits per canvas pixel, PSNR on object pixels,
@@ -41,13 +42,30 @@ def _loss(object_loss: bool) -> str:
     return "object" if object_loss else "whole"
 
 
+def _settings(stage: dict) -> str:
+    """A stage's learning rate, seed and precision where its file recorded them (older files did not)."""
+    known = [
+        f"lr {stage['lr']:g}" if stage.get("lr") else "",
+        f"seed {stage['seed']}" if stage.get("seed") is not None else "",
+    ]
+    if stage.get("precision", "fp32") != "fp32":
+        known.append(stage["precision"])
+    return ", ".join(k for k in known if k)
+
+
+def _stage(stage: dict) -> str:
+    settings = _settings(stage)
+    head = f"{stage['codec_class']} q{stage['quality']} {stage['steps']} {_loss(stage['object_loss'])}"
+    return f"{head} ({settings})" if settings else head
+
+
 def _history(meta: dict) -> str:
     stages = meta.get("lineage")
     if stages is None:  # written before lineages were recorded
         return f"from {(meta.get('init') or 'scratch').split('/')[-1]} as it was then"
     if not stages:
         return "scratch"
-    return " -> ".join(f"{s['codec_class']} q{s['quality']} {s['steps']} {_loss(s['object_loss'])}" for s in stages)
+    return " -> ".join(_stage(s) for s in stages)
 
 
 def main() -> int:
@@ -61,7 +79,10 @@ def main() -> int:
         point = learned_point(codec, crops)
         estimated_bpp, coded_bpp = rate_check(codec, crops)
         params = sum(p.numel() for p in codec.model.parameters())
-        loss = _loss(meta.get("recipe", {}).get("object_loss", False))
+        recipe = meta.get("recipe", {})
+        loss = _loss(recipe.get("object_loss", False))
+        if settings := _settings({**recipe, "precision": recipe.get("precision", "fp32")}):
+            loss += f" ({settings})"
         rows.append(
             f"| {path.name} | `{file_sha256(path)}` | {path.stat().st_size / 1e6:.2f} MB | {params / 1e6:.2f} M | "
             f"{codec.codec_id.arch} | {meta['codec_class']} | {meta['quality']} | {meta['lambda']} | {meta['steps']} | "

@@ -187,6 +187,8 @@ def _stage_of(meta: dict) -> dict:
         "dataset": meta.get("dataset"),
         "object_loss": recipe.get("object_loss", False),  # trainings before the object loss judged whole patches
         "lr": recipe.get("lr"),
+        "seed": recipe.get("seed"),
+        "precision": recipe.get("precision", "fp32"),
     }
 
 
