@@ -12,7 +12,10 @@
 #      face q4 continued 3000 steps from its stage-3/4 file; face q1 and q2 from generic one quality up;
 #   5. face q0 to q3 each continued 3000 steps from its stage-3/4 file, and every person point 3000 more again;
 #   6. face q3 and q4 continued 3000 more steps;
-#   7. face q2, q3 and q4 each continued twice more, 3000 steps at a time.
+#   7. face q2, q3 and q4 each continued twice more, 3000 steps at a time;
+#   8. every face and person point continued once more from its stage-5/7 file: 3000 steps at a peak learning rate
+#      of 3e-4 instead of 1e-4, with a new patch seed (every earlier stage drew seed 0's patches), the transforms in
+#      bfloat16 (`--precision bf16`).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -84,19 +87,19 @@ finetune face 1 runs/face_q1_stage4.pt runs/face_q1_g2 weights/generic_q2.pt &
 finetune face 2 runs/face_q2_stage4.pt runs/face_q2_g3 weights/generic_q3.pt
 wait
 # 5. the face points below q4 and every person point trained longer (object loss, 3000 steps each)
-finetune face 0 weights/face_q0.pt runs/face_q0_cont runs/face_q0_stage3.pt &
-finetune face 1 weights/face_q1.pt runs/face_q1_cont runs/face_q1_stage4.pt
+finetune face 0 runs/face_q0_cont.pt runs/face_q0_cont runs/face_q0_stage3.pt &
+finetune face 1 runs/face_q1_cont.pt runs/face_q1_cont runs/face_q1_stage4.pt
 wait
 finetune face 2 runs/face_q2_cont.pt runs/face_q2_cont runs/face_q2_stage4.pt &
 finetune face 3 runs/face_q3_cont.pt runs/face_q3_cont runs/face_q3_stage3.pt
 wait
-finetune person 0 weights/person_q0.pt runs/person_q0_cont2 runs/person_q0_cont.pt &
-finetune person 1 weights/person_q1.pt runs/person_q1_cont2 runs/person_q1_cont.pt
+finetune person 0 runs/person_q0_cont2.pt runs/person_q0_cont2 runs/person_q0_cont.pt &
+finetune person 1 runs/person_q1_cont2.pt runs/person_q1_cont2 runs/person_q1_cont.pt
 wait
-finetune person 2 weights/person_q2.pt runs/person_q2_cont2 runs/person_q2_cont.pt &
-finetune person 3 weights/person_q3.pt runs/person_q3_cont2 runs/person_q3_cont.pt
+finetune person 2 runs/person_q2_cont2.pt runs/person_q2_cont2 runs/person_q2_cont.pt &
+finetune person 3 runs/person_q3_cont2.pt runs/person_q3_cont2 runs/person_q3_cont.pt
 wait
-finetune person 4 weights/person_q4.pt runs/person_q4_cont2 runs/person_q4_cont.pt
+finetune person 4 runs/person_q4_cont2.pt runs/person_q4_cont2 runs/person_q4_cont.pt
 # 6. the face high end trained longer again (object loss, 3000 steps each)
 finetune face 3 runs/face_q3_cont2.pt runs/face_q3_cont2 runs/face_q3_cont.pt &
 finetune face 4 runs/face_q4_cont2.pt runs/face_q4_cont2 runs/face_q4_cont.pt
@@ -106,8 +109,26 @@ finetune face 2 runs/face_q2_cont2.pt runs/face_q2_cont2 runs/face_q2_cont.pt &
 finetune face 3 runs/face_q3_cont3.pt runs/face_q3_cont3 runs/face_q3_cont2.pt
 wait
 finetune face 4 runs/face_q4_cont3.pt runs/face_q4_cont3 runs/face_q4_cont2.pt &
-finetune face 2 weights/face_q2.pt runs/face_q2_cont3 runs/face_q2_cont2.pt
+finetune face 2 runs/face_q2_cont3.pt runs/face_q2_cont3 runs/face_q2_cont2.pt
 wait
-finetune face 3 weights/face_q3.pt runs/face_q3_cont4 runs/face_q3_cont3.pt &
-finetune face 4 weights/face_q4.pt runs/face_q4_cont4 runs/face_q4_cont3.pt
+finetune face 3 runs/face_q3_cont4.pt runs/face_q3_cont4 runs/face_q3_cont3.pt &
+finetune face 4 runs/face_q4_cont4.pt runs/face_q4_cont4 runs/face_q4_cont3.pt
+wait
+# 8. every face and person point once more: lr 3e-4, patch seed 1, bfloat16 transforms (object loss, 3000 steps)
+refresh() {  # class quality out run_dir init
+  train "$1" "$2" 3000 "$3" --run-dir "$4" --init "$5" --lr 3e-4 --seed 1 --precision bf16
+}
+for q in 0 1; do
+  refresh face "$q" "weights/face_q$q.pt" "runs/face_q${q}_s8" "runs/face_q${q}_cont.pt" &
+  refresh person "$q" "weights/person_q$q.pt" "runs/person_q${q}_s8" "runs/person_q${q}_cont2.pt"
+  wait
+done
+refresh face 2 weights/face_q2.pt runs/face_q2_s8 runs/face_q2_cont3.pt &
+refresh person 2 weights/person_q2.pt runs/person_q2_s8 runs/person_q2_cont2.pt
+wait
+refresh face 3 weights/face_q3.pt runs/face_q3_s8 runs/face_q3_cont4.pt &
+refresh person 3 weights/person_q3.pt runs/person_q3_s8 runs/person_q3_cont2.pt
+wait
+refresh face 4 weights/face_q4.pt runs/face_q4_s8 runs/face_q4_cont4.pt &
+refresh person 4 weights/person_q4.pt runs/person_q4_s8 runs/person_q4_cont2.pt
 wait

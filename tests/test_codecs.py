@@ -20,28 +20,28 @@ from surveil.paths import PROJECT_WEIGHTS
 # edge's default rate point (q2) for every class with its own codec, q3 and the lowest person point.
 GOLDEN = {
     "person_q2.pt": {
-        "bitstream_md5": "e4b9df0447d76d925b31b2ac23e0fa3e",
-        "decoded_md5": "f218d31ee80c4d23b5c25196ac880832",
+        "bitstream_md5": "9c3ff536b2cdb2b0f555f14e37f7ef15",
+        "decoded_md5": "ea99f8807000eed5ca596e0f22df05db",
     },
     "face_q2.pt": {
-        "bitstream_md5": "a84781a945d99bf4ecc42a23f4f5c283",
-        "decoded_md5": "d5f4e5a0a1c15e3a3a917c42fcb2fa3c",
+        "bitstream_md5": "65f669a7bdbbd60823ed44e54000c408",
+        "decoded_md5": "4c64063e0f56486904c50c0fbcc43fa4",
     },
     "generic_q2.pt": {
         "bitstream_md5": "7955647c9e173e9684fc2be4762ca552",
         "decoded_md5": "c47e375f73b318640182a81197d18fb0",
     },
     "person_q0.pt": {
-        "bitstream_md5": "9df03532dba0d35d7ca79149c154b2af",
-        "decoded_md5": "e3791b33fda0af588805e33aa24d5e4a",
+        "bitstream_md5": "e2ab36d1734577bd3cc3a3685f9435b2",
+        "decoded_md5": "ba483c2c07d39c48f2d7ac1a5df781bb",
     },
     "person_q3.pt": {
-        "bitstream_md5": "6203edb22fa471ae366a540f5884c793",
-        "decoded_md5": "99909c9950e25a044857e088d64d4ea1",
+        "bitstream_md5": "02ec2196dd7c533e517cf7988337a259",
+        "decoded_md5": "5335ab14be6488c40eaa1dbb1737a4f1",
     },
     "face_q3.pt": {
-        "bitstream_md5": "a9fa3b3c7bb6fa68610c3174178077a0",
-        "decoded_md5": "da1eda7bb68f96b6b16647a59fb4fcb5",
+        "bitstream_md5": "1a128de4b0b586746429e8e65c4e42e3",
+        "decoded_md5": "a0a83a162c5f51bca667ae978bfbe71d",
     },
     "generic_q3.pt": {
         "bitstream_md5": "6ec931416d8a312bf324c399780fe8cf",
