@@ -81,7 +81,7 @@ def main() -> int:
         params = sum(p.numel() for p in codec.model.parameters())
         recipe = meta.get("recipe", {})
         loss = _loss(recipe.get("object_loss", False))
-        if settings := _settings({**recipe, "precision": recipe.get("precision", "fp32")}):
+        if settings := _settings(recipe):
             loss += f" ({settings})"
         rows.append(
             f"| {path.name} | `{file_sha256(path)}` | {path.stat().st_size / 1e6:.2f} MB | {params / 1e6:.2f} M | "
