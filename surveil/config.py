@@ -56,7 +56,7 @@ class CropConfig:
 
 @dataclass
 class CodecConfig:
-    quality: int = 2  # rate point 0 (fewest bits) to 4, see codecs/library.py QUALITY_LAMBDAS
+    quality: int = 1  # rate point 0 (fewest bits) to 4, see codecs/library.py QUALITY_LAMBDAS
     tier: str = "fast"  # fast: mean-scale hyperprior; high: cheng2020 attention + mixture + checkerboard context
     weights_dir: str = "weights"  # relative to the repository root
     device: str = "auto"

@@ -37,7 +37,7 @@ def test_default_config_file_loads() -> None:
     assert config.crops.max_side == 256
     assert config.crops.multiple == 64  # the codec's stride
     assert config.crops.fill == 128
-    assert config.codec.quality == 2
+    assert config.codec.quality == 1
     assert config.codec.weights_dir == "weights"
     assert config.background.codec == "libx264"
     assert config.background.learning_rate == 0.05
