@@ -15,7 +15,8 @@
 #   7. face q2, q3 and q4 each continued twice more, 3000 steps at a time;
 #   8. every face and person point continued once more from its stage-5/7 file: 3000 steps at a peak learning rate
 #      of 3e-4 instead of 1e-4, with a new patch seed (every earlier stage drew seed 0's patches), the transforms in
-#      bfloat16 (`--precision bf16`).
+#      bfloat16 (`--precision bf16`);
+#   9. every face and person point continued once more from its stage-8 file: the stage-8 recipe, patch seed 2.
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -115,20 +116,26 @@ finetune face 3 runs/face_q3_cont4.pt runs/face_q3_cont4 runs/face_q3_cont3.pt &
 finetune face 4 runs/face_q4_cont4.pt runs/face_q4_cont4 runs/face_q4_cont3.pt
 wait
 # 8. every face and person point once more: lr 3e-4, patch seed 1, bfloat16 transforms (object loss, 3000 steps)
-refresh() {  # class quality out run_dir init
-  train "$1" "$2" 3000 "$3" --run-dir "$4" --init "$5" --lr 3e-4 --seed 1 --precision bf16
+refresh() {  # class quality out run_dir init seed
+  train "$1" "$2" 3000 "$3" --run-dir "$4" --init "$5" --lr 3e-4 --seed "$6" --precision bf16
 }
 for q in 0 1; do
-  refresh face "$q" "weights/face_q$q.pt" "runs/face_q${q}_s8" "runs/face_q${q}_cont.pt" &
-  refresh person "$q" "weights/person_q$q.pt" "runs/person_q${q}_s8" "runs/person_q${q}_cont2.pt"
+  refresh face "$q" "runs/face_q${q}_s8.pt" "runs/face_q${q}_s8" "runs/face_q${q}_cont.pt" 1 &
+  refresh person "$q" "runs/person_q${q}_s8.pt" "runs/person_q${q}_s8" "runs/person_q${q}_cont2.pt" 1
   wait
 done
-refresh face 2 weights/face_q2.pt runs/face_q2_s8 runs/face_q2_cont3.pt &
-refresh person 2 weights/person_q2.pt runs/person_q2_s8 runs/person_q2_cont2.pt
+refresh face 2 runs/face_q2_s8.pt runs/face_q2_s8 runs/face_q2_cont3.pt 1 &
+refresh person 2 runs/person_q2_s8.pt runs/person_q2_s8 runs/person_q2_cont2.pt 1
 wait
-refresh face 3 weights/face_q3.pt runs/face_q3_s8 runs/face_q3_cont4.pt &
-refresh person 3 weights/person_q3.pt runs/person_q3_s8 runs/person_q3_cont2.pt
+refresh face 3 runs/face_q3_s8.pt runs/face_q3_s8 runs/face_q3_cont4.pt 1 &
+refresh person 3 runs/person_q3_s8.pt runs/person_q3_s8 runs/person_q3_cont2.pt 1
 wait
-refresh face 4 weights/face_q4.pt runs/face_q4_s8 runs/face_q4_cont4.pt &
-refresh person 4 weights/person_q4.pt runs/person_q4_s8 runs/person_q4_cont2.pt
+refresh face 4 runs/face_q4_s8.pt runs/face_q4_s8 runs/face_q4_cont4.pt 1 &
+refresh person 4 runs/person_q4_s8.pt runs/person_q4_s8 runs/person_q4_cont2.pt 1
 wait
+# 9. every face and person point once more from its stage-8 file, the same recipe with patch seed 2
+for q in 0 1 2 3 4; do
+  refresh face "$q" "weights/face_q$q.pt" "runs/face_q${q}_s9" "runs/face_q${q}_s8.pt" 2 &
+  refresh person "$q" "weights/person_q$q.pt" "runs/person_q${q}_s9" "runs/person_q${q}_s8.pt" 2
+  wait
+done

@@ -1,11 +1,16 @@
 """Write weights/MANIFEST.md: every committed codec with its hash, size, training record and measured RD point.
 
 The RD point is measured here, on the held-out test split of the codec's class (or generic's when the class has
-none), with the accounting of ``surveil eval-codec``. Usage: .venv/bin/python scripts/weights_manifest.py
+none), with the accounting of ``surveil eval-codec``.
+
+Usage: .venv/bin/python scripts/weights_manifest.py [NAME.pt ...]
+With names, only those files are measured again and every other row is kept from the current manifest (so replacing
+a class's weights needs only that class's held-out crops).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import torch
@@ -68,10 +73,25 @@ def _history(meta: dict) -> str:
     return " -> ".join(_stage(s) for s in stages)
 
 
+def _kept_rows(names: set[str]) -> dict[str, str]:
+    """The current manifest's rows of files not named for measuring again, by file name."""
+    manifest = PROJECT_WEIGHTS / "MANIFEST.md"
+    lines = manifest.read_text().splitlines() if manifest.exists() else []
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ") and line.count("|") > 2}
+    return {name: row for name, row in rows.items() if name.endswith(".pt") and name not in names}
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="weight files to measure again (default: all)")
+    args = parser.parse_args()
+    kept = _kept_rows(set(args.names)) if args.names else {}
     torch.set_grad_enabled(False)
     rows = []
     for path in sorted(PROJECT_WEIGHTS.glob("*.pt")):
+        if path.name in kept and f"`{file_sha256(path)}`" in kept[path.name]:  # a changed file is measured again
+            rows.append(kept[path.name])
+            continue
         codec = load_codec(path)
         meta = codec.meta
         test_class = meta["codec_class"] if meta["codec_class"] in RECIPES else "generic"

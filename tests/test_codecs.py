@@ -22,40 +22,40 @@ from surveil.paths import PROJECT_WEIGHTS
 # pixels must lie within a rounding step of it (another CPU's float32 kernels can move a rare pixel by one).
 GOLDEN = {
     "person_q1.pt": {
-        "bitstream_md5": "3bdb0ffaaed5c4ef33e6618a192aa3f4",
-        "decoded_md5": "81d2f3f52f14baa299fef8f33f07fe8d",
+        "bitstream_md5": "9716e5a0b415daef246f90a7b82aaa07",
+        "decoded_md5": "b158b3f8ad38824e30aa736f75abae69",
     },
     "face_q1.pt": {
-        "bitstream_md5": "0a9af07d359e1a2a731c4747a069ccd9",
-        "decoded_md5": "ebbec2008c365b0deed45e642599e801",
+        "bitstream_md5": "3f58e96ecfbd7c5b2f3d725b44dcb553",
+        "decoded_md5": "eaa131ec447c02556fb698f93a137521",
     },
     "generic_q1.pt": {
         "bitstream_md5": "f8bc36c55c93437f368dbce3825d33d9",
         "decoded_md5": "d9425ecd90e0571ef8d3ffed81949a37",
     },
     "person_q0.pt": {
-        "bitstream_md5": "e2ab36d1734577bd3cc3a3685f9435b2",
-        "decoded_md5": "ba483c2c07d39c48f2d7ac1a5df781bb",
+        "bitstream_md5": "f794c68708c1e6a2ba146fc4efef117d",
+        "decoded_md5": "8181b9e3f1f5f481169454bd074deffb",
     },
     "person_q2.pt": {
-        "bitstream_md5": "9c3ff536b2cdb2b0f555f14e37f7ef15",
-        "decoded_md5": "c6f0588ec29af68ef786ea00c83226cb",
+        "bitstream_md5": "44e06cff1b7af4dc97cd0cd74705be3d",
+        "decoded_md5": "2ebc96fd9e30ce4e184b1b74df462142",
     },
     "face_q2.pt": {
-        "bitstream_md5": "65f669a7bdbbd60823ed44e54000c408",
-        "decoded_md5": "021b49c654b52a2a39aa577e333cfbfd",
+        "bitstream_md5": "fe662f5d68afb5cf122529328a81e80b",
+        "decoded_md5": "170371365a1bf0bcd2c2faaa9fc2766a",
     },
     "generic_q2.pt": {
         "bitstream_md5": "7955647c9e173e9684fc2be4762ca552",
         "decoded_md5": "c47e375f73b318640182a81197d18fb0",
     },
     "person_q3.pt": {
-        "bitstream_md5": "02ec2196dd7c533e517cf7988337a259",
-        "decoded_md5": "79a510d3eed1cbfc1a5ffcdf9d0fa0f1",
+        "bitstream_md5": "2c31ac5b80cd179ce22c2d2c122ed525",
+        "decoded_md5": "5af05e813f2292a9f35369f20247f0cf",
     },
     "face_q3.pt": {
-        "bitstream_md5": "1a128de4b0b586746429e8e65c4e42e3",
-        "decoded_md5": "a0a83a162c5f51bca667ae978bfbe71d",
+        "bitstream_md5": "4ba75b5a4cd5d3f3a4f9e744b4d50f68",
+        "decoded_md5": "17a3f4a061278721cfda81c813ad1c53",
     },
     "generic_q3.pt": {
         "bitstream_md5": "6ec931416d8a312bf324c399780fe8cf",
