@@ -111,13 +111,13 @@ def reference_decode(codec, strings: list[bytes], shape: tuple[int, int]) -> np.
     class Float64Synthesis(torch.nn.Module):
         def __init__(self, synthesis: torch.nn.Module) -> None:
             super().__init__()
-            self.synthesis = copy.deepcopy(synthesis).double()
+            self.synthesis = synthesis.double()
 
         def forward(self, y_hat: torch.Tensor) -> torch.Tensor:
             return self.synthesis(y_hat.double()).float()
 
-    model = copy.copy(codec.model)  # shallow: the codec's own modules stay as they are
-    model._modules = dict(model._modules, g_s=Float64Synthesis(codec.model.g_s))
+    model = copy.deepcopy(codec.model)  # the codec itself stays float32
+    model.g_s = Float64Synthesis(model.g_s)
     return decode_canvas(dataclasses.replace(codec, model=model), strings, shape)
 
 
