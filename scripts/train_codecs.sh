@@ -17,7 +17,7 @@
 #      of 3e-4 instead of 1e-4, with a new patch seed (every earlier stage drew seed 0's patches), the transforms in
 #      bfloat16 (`--precision bf16`);
 #   9. every face and person point continued once more from its stage-8 file: the stage-8 recipe, patch seed 2;
-#  10. every person point continued once more from its stage-9 file: the same recipe, patch seed 3.
+#  10. every face and person point continued once more from its stage-9 file: the same recipe, patch seed 3.
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -136,13 +136,13 @@ refresh person 4 runs/person_q4_s8.pt runs/person_q4_s8 runs/person_q4_cont2.pt 
 wait
 # 9. every face and person point once more from its stage-8 file, the same recipe with patch seed 2
 for q in 0 1 2 3 4; do
-  refresh face "$q" "weights/face_q$q.pt" "runs/face_q${q}_s9" "runs/face_q${q}_s8.pt" 2 &
+  refresh face "$q" "runs/face_q${q}_s9.pt" "runs/face_q${q}_s9" "runs/face_q${q}_s8.pt" 2 &
   refresh person "$q" "runs/person_q${q}_s9.pt" "runs/person_q${q}_s9" "runs/person_q${q}_s8.pt" 2
   wait
 done
-# 10. every person point once more from its stage-9 file, patch seed 3
+# 10. every face and person point once more from its stage-9 file, patch seed 3
 for q in 0 1 2 3 4; do
-  refresh person "$q" "weights/person_q$q.pt" "runs/person_q${q}_s10" "runs/person_q${q}_s9.pt" 3 &
-  ((q % 2 == 0)) || wait  # two runs at a time, one a core
+  refresh face "$q" "weights/face_q$q.pt" "runs/face_q${q}_s10" "runs/face_q${q}_s9.pt" 3 &
+  refresh person "$q" "weights/person_q$q.pt" "runs/person_q${q}_s10" "runs/person_q${q}_s9.pt" 3
+  wait
 done
-wait

@@ -26,8 +26,8 @@ GOLDEN = {
         "decoded_md5": "bbcd403a94231339607976c94983c3f6",
     },
     "face_q1.pt": {
-        "bitstream_md5": "3f58e96ecfbd7c5b2f3d725b44dcb553",
-        "decoded_md5": "eaa131ec447c02556fb698f93a137521",
+        "bitstream_md5": "93a653dc62b072b7c4e2d7823c3f921b",
+        "decoded_md5": "978f01b996a38dc8d1fa28a6a74e08b8",
     },
     "generic_q1.pt": {
         "bitstream_md5": "f8bc36c55c93437f368dbce3825d33d9",
@@ -42,8 +42,8 @@ GOLDEN = {
         "decoded_md5": "0148a7815cfa35449bbec01c55f8160e",
     },
     "face_q2.pt": {
-        "bitstream_md5": "fe662f5d68afb5cf122529328a81e80b",
-        "decoded_md5": "170371365a1bf0bcd2c2faaa9fc2766a",
+        "bitstream_md5": "a48fe6442d48495800f82ae42c89d1dc",
+        "decoded_md5": "66dfb6308651e22d9f989bf880f352e8",
     },
     "generic_q2.pt": {
         "bitstream_md5": "7955647c9e173e9684fc2be4762ca552",
@@ -54,8 +54,8 @@ GOLDEN = {
         "decoded_md5": "6747d70ddd132ea5e4e86c3aebc44176",
     },
     "face_q3.pt": {
-        "bitstream_md5": "4ba75b5a4cd5d3f3a4f9e744b4d50f68",
-        "decoded_md5": "17a3f4a061278721cfda81c813ad1c53",
+        "bitstream_md5": "9cc80d9eb13c891557fe10b6a7bbd61e",
+        "decoded_md5": "eaf271dab70964351cbb0e720134b14e",
     },
     "generic_q3.pt": {
         "bitstream_md5": "6ec931416d8a312bf324c399780fe8cf",
