@@ -17,7 +17,8 @@
 #      of 3e-4 instead of 1e-4, with a new patch seed (every earlier stage drew seed 0's patches), the transforms in
 #      bfloat16 (`--precision bf16`);
 #   9. every face and person point continued once more from its stage-8 file: the stage-8 recipe, patch seed 2;
-#  10. every face and person point continued once more from its stage-9 file: the same recipe, patch seed 3.
+#  10. every face and person point continued once more from its stage-9 file: the same recipe, patch seed 3;
+#  11. every person point continued once more from its stage-10 file: the same recipe, patch seed 4.
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -143,6 +144,12 @@ done
 # 10. every face and person point once more from its stage-9 file, patch seed 3
 for q in 0 1 2 3 4; do
   refresh face "$q" "weights/face_q$q.pt" "runs/face_q${q}_s10" "runs/face_q${q}_s9.pt" 3 &
-  refresh person "$q" "weights/person_q$q.pt" "runs/person_q${q}_s10" "runs/person_q${q}_s9.pt" 3
+  refresh person "$q" "runs/person_q${q}_s10.pt" "runs/person_q${q}_s10" "runs/person_q${q}_s9.pt" 3
   wait
 done
+# 11. every person point once more from its stage-10 file, patch seed 4
+for q in 0 1 2 3 4; do
+  refresh person "$q" "weights/person_q$q.pt" "runs/person_q${q}_s11" "runs/person_q${q}_s10.pt" 4 &
+  ((q % 2 == 0)) || wait  # two runs at a time, one a core
+done
+wait
