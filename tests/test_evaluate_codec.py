@@ -11,6 +11,7 @@ from surveil.pipelines.evaluate_codec import (
     _nal_payload_bytes,
     av1_point,
     bd_rate,
+    bd_table,
     interpolate,
     pillow_point,
     x265_point,
@@ -41,6 +42,13 @@ def test_bd_rate_in_ms_ssim() -> None:
 def test_bd_rate_needs_overlap() -> None:
     assert bd_rate(_curve(), _curve(shift_db=20.0)) is None
     assert bd_rate(_curve(), _curve()[:1]) is None
+
+
+def test_bd_table_marks_curves_without_overlap() -> None:
+    learned = {"fast": _curve(scale=0.5, shift_db=20.0)}
+    anchors = {"fast": {"generic": _curve(), "x265": _curve(shift_db=20.0)}}  # MS-SSIM 1 everywhere: no curve
+    row = bd_table(learned, anchors).splitlines()[-1]
+    assert row == "| c | n/a / n/a | -50.0% / n/a |"
 
 
 def test_interpolate_both_ways_and_refuses_to_extrapolate() -> None:

@@ -229,8 +229,8 @@ def bd_rate(anchor: list[RDPoint], test: list[RDPoint], metric: str = "psnr") ->
     return 100.0 * (np.exp(mean_log_ratio) - 1.0)
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f}%"
 
 
 def comparison_table(learned: list[RDPoint], anchors: dict[str, list[RDPoint]]) -> str:
@@ -265,7 +265,8 @@ def comparison_table(learned: list[RDPoint], anchors: dict[str, list[RDPoint]]) 
 
 
 def bd_table(learned: dict[str, list[RDPoint]], anchors: dict[str, dict[str, list[RDPoint]]]) -> str:
-    """BD-rate of each learned curve against each of its anchors, in PSNR and in MS-SSIM (dB)."""
+    """BD-rate of each learned curve against each of its anchors, in PSNR and in MS-SSIM (dB); "n/a" where the two
+    curves share no quality range (the per-point table then shows which lies above the other)."""
     names = list(dict.fromkeys(name for per_tier in anchors.values() for name in per_tier))
     lines = ["| codec | " + " | ".join(f"vs {n}" for n in names) + " |", "|" + "---|" * (1 + len(names))]
     for tier, curve in learned.items():
@@ -276,7 +277,7 @@ def bd_table(learned: dict[str, list[RDPoint]], anchors: dict[str, dict[str, lis
                 cells.append("-")
                 continue
             psnr, msssim = (bd_rate(anchor, curve, metric) for metric in METRICS)
-            cells.append(f"{_fmt(psnr, '+.1f')}% / {_fmt(msssim, '+.1f')}%")
+            cells.append(f"{_percent(psnr)} / {_percent(msssim)}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
