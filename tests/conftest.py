@@ -35,18 +35,28 @@ def vtest() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def crop_and_mask() -> tuple[np.ndarray, np.ndarray]:
-    """A real person window (INRIA) masked by its central ellipse and centred as the edge does; its canvas mask."""
+def person_window() -> tuple[np.ndarray, np.ndarray] | None:
+    """A real person window (INRIA) masked by its central ellipse and centred as the edge does, and its canvas mask.
+
+    None without the shared data. A plain function so that ``scripts/print_goldens.py`` codes the same crop.
+    """
     path = find_data("people/inria_person_96x160_train_pos")
     if path is None:
-        pytest.skip("shared data not found: people/inria_person_96x160_train_pos")
+        return None
     image = cv2.imread(str(sorted(path.glob("*.png"))[0]))[..., ::-1]
     height, width = image.shape[:2]
     mask = np.zeros((height, width), np.uint8)
     cv2.ellipse(mask, (width // 2, height // 2), (width // 3, height // 2 - 8), 0, 0, 360, 1, -1)
     canvas, placement = centre_region(image, (0, 0, width, height), mask.astype(bool), CropConfig())
     return canvas, canvas_mask(mask.astype(bool), placement)
+
+
+@pytest.fixture(scope="session")
+def crop_and_mask() -> tuple[np.ndarray, np.ndarray]:
+    window = person_window()
+    if window is None:
+        pytest.skip("shared data not found: people/inria_person_96x160_train_pos")
+    return window
 
 
 @pytest.fixture(scope="session")
