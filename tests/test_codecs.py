@@ -26,8 +26,8 @@ GOLDEN = {
         "decoded_md5": "c44a96130c5904fc90afc800f674f71f",
     },
     "face_q1.pt": {
-        "bitstream_md5": "93a653dc62b072b7c4e2d7823c3f921b",
-        "decoded_md5": "978f01b996a38dc8d1fa28a6a74e08b8",
+        "bitstream_md5": "1011cb2463262f5d3f517ccd8731a53b",
+        "decoded_md5": "f0f6376c6df552ada70ee678a628fef8",
     },
     "generic_q1.pt": {
         "bitstream_md5": "f8bc36c55c93437f368dbce3825d33d9",
@@ -42,8 +42,8 @@ GOLDEN = {
         "decoded_md5": "851f8b7907ef476015369ba95e0ec4e2",
     },
     "face_q2.pt": {
-        "bitstream_md5": "a48fe6442d48495800f82ae42c89d1dc",
-        "decoded_md5": "66dfb6308651e22d9f989bf880f352e8",
+        "bitstream_md5": "e0b1e753c6a660ace0da866b56c279e3",
+        "decoded_md5": "1f744f25013a13fec0bc7482e049f36d",
     },
     "generic_q2.pt": {
         "bitstream_md5": "7955647c9e173e9684fc2be4762ca552",
@@ -54,8 +54,8 @@ GOLDEN = {
         "decoded_md5": "8837bddaed2205bb14cfb1599e792569",
     },
     "face_q3.pt": {
-        "bitstream_md5": "9cc80d9eb13c891557fe10b6a7bbd61e",
-        "decoded_md5": "eaf271dab70964351cbb0e720134b14e",
+        "bitstream_md5": "cde507646132c1a1eb07694f442dbdf7",
+        "decoded_md5": "0287a773a60f79194c9ccff7b2c99cb7",
     },
     "generic_q3.pt": {
         "bitstream_md5": "6ec931416d8a312bf324c399780fe8cf",
