@@ -21,7 +21,7 @@ sys.path.insert(0, str(TESTS))
 
 import test_codecs  # noqa: E402  (the pinned names and values live in the tests)
 import test_codecs_refine  # noqa: E402
-from conftest import md5, person_window, reference_decode  # noqa: E402
+from conftest import golden_of, person_window, reference_decode  # noqa: E402
 
 from surveil.codecs.library import encode_canvases  # noqa: E402
 from surveil.codecs.model import load_codec  # noqa: E402
@@ -35,8 +35,7 @@ def golden_entry(weights: Path, canvas: np.ndarray, mask: np.ndarray | None = No
     codec = load_codec(weights)
     masks = None if mask is None else [mask]
     [(strings, shape)] = encode_canvases(codec, [canvas], masks, refine_steps)
-    decoded = reference_decode(codec, strings, shape)
-    return {"bitstream_md5": md5(b"".join(strings)), "decoded_md5": md5(decoded.tobytes())}
+    return golden_of(strings, reference_decode(codec, strings, shape))
 
 
 def _replace_in(path: Path, old: Golden, new: Golden) -> None:

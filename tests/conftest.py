@@ -104,6 +104,11 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
+def golden_of(strings: list[bytes], reference: np.ndarray) -> dict[str, str]:
+    """What a golden entry pins: md5s of the bitstream and of the float64 reference decode (``reference_decode``)."""
+    return {"bitstream_md5": md5(b"".join(strings)), "decoded_md5": md5(reference.tobytes())}
+
+
 def reference_decode(codec, strings: list[bytes], shape: tuple[int, int]) -> np.ndarray:
     """The canvas decoded with the synthesis in float64: what the golden md5s pin.
 

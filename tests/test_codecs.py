@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_within_a_rounding_step, decoded_md5_in_another_process, md5, reference_decode
+from conftest import (
+    assert_within_a_rounding_step,
+    decoded_md5_in_another_process,
+    golden_of,
+    md5,
+    reference_decode,
+)
 
 from surveil.codecs.library import CodecLibrary, decode_canvas, encode_canvases, weight_file
 from surveil.codecs.model import file_sha256, load_codec
@@ -87,7 +93,7 @@ def test_golden_bitstream_and_decode(name: str, crop_and_mask: tuple[np.ndarray,
     assert psnr > 20, f"decoded crop is not a picture of the input (object PSNR {psnr:.1f} dB)"
     reference = reference_decode(codec, strings, shape)
     assert_within_a_rounding_step(decoded, reference)
-    assert {"bitstream_md5": md5(b"".join(strings)), "decoded_md5": md5(reference.tobytes())} == GOLDEN[name]
+    assert golden_of(strings, reference) == GOLDEN[name]
 
 
 def test_batched_encode_equals_single(crop: np.ndarray) -> None:
