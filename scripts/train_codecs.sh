@@ -15,10 +15,11 @@
 #   7. face q2, q3 and q4 each continued twice more, 3000 steps at a time;
 #   8. every face and person point continued once more from its stage-5/7 file: 3000 steps at a peak learning rate
 #      of 3e-4 instead of 1e-4, with a new patch seed (every earlier stage drew seed 0's patches), the transforms in
-#      bfloat16 (`--precision bf16`);
+#      bfloat16 (`--precision bf16`; fp32 on a CPU without native bf16, see PRECISION);
 #   9. every face and person point continued once more from its stage-8 file: the stage-8 recipe, patch seed 2;
 #  10. every face and person point continued once more from its stage-9 file: the same recipe, patch seed 3;
-#  11. every person point continued once more from its stage-10 file: the same recipe, patch seed 4.
+#  11. every person point continued once more from its stage-10 file: the same recipe, patch seed 4;
+#  12. every face point from its stage-10 file (patch seed 4), person q1 to q4 from their stage-11 files (seed 5).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -31,6 +32,10 @@ FINETUNE_STEPS=${2:-2000}
 THREADS=${THREADS:-1}
 SURVEIL=.venv/bin/surveil
 WHOLE="--whole-patch-loss"
+# Stages 8 on trained in bfloat16 on a CPU with AVX-512 BF16; a CPU without native bf16 emulates it some 25 times
+# slower than fp32 (surveil/pipelines/train.py), so such a CPU trains them in fp32.
+PRECISION=${PRECISION:-$(.venv/bin/python -c 'import torch; from surveil.pipelines.train import native_bf16
+print("bf16" if native_bf16(torch.device("cpu")) else "fp32")')}
 mkdir -p runs
 
 train() {  # class quality steps out [extra args]
@@ -119,7 +124,7 @@ finetune face 4 runs/face_q4_cont4.pt runs/face_q4_cont4 runs/face_q4_cont3.pt
 wait
 # 8. every face and person point once more: lr 3e-4, patch seed 1, bfloat16 transforms (object loss, 3000 steps)
 refresh() {  # class quality out run_dir init seed
-  train "$1" "$2" 3000 "$3" --run-dir "$4" --init "$5" --lr 3e-4 --seed "$6" --precision bf16
+  train "$1" "$2" 3000 "$3" --run-dir "$4" --init "$5" --lr 3e-4 --seed "$6" --precision "$PRECISION"
 }
 for q in 0 1; do
   refresh face "$q" "runs/face_q${q}_s8.pt" "runs/face_q${q}_s8" "runs/face_q${q}_cont.pt" 1 &
@@ -135,30 +140,35 @@ wait
 refresh face 4 runs/face_q4_s8.pt runs/face_q4_s8 runs/face_q4_cont4.pt 1 &
 refresh person 4 runs/person_q4_s8.pt runs/person_q4_s8 runs/person_q4_cont2.pt 1
 wait
-# 9. every face and person point once more from its stage-8 file, the same recipe with patch seed 2
-for q in 0 1 2 3 4; do
-  refresh face "$q" "runs/face_q${q}_s9.pt" "runs/face_q${q}_s9" "runs/face_q${q}_s8.pt" 2 &
-  refresh person "$q" "runs/person_q${q}_s9.pt" "runs/person_q${q}_s9" "runs/person_q${q}_s8.pt" 2
+# 9 onwards: rounds of the stage-8 recipe. Each continues some points of one class for 3000 steps from their files
+# of an earlier stage with a new patch seed. A point's file of its last stage is its committed file (FINAL below);
+# every other stage's file goes to runs/. A candidate that judged worse than the file it started from
+# (scripts/judge_candidates.py) was not kept, and its run is not listed.
+declare -A FINAL=(
+  [face_q0]=12 [face_q1]=12 [face_q2]=12 [face_q3]=12 [face_q4]=12
+  [person_q0]=11 [person_q1]=12 [person_q2]=12 [person_q3]=12 [person_q4]=12
+)
+file_of() {  # class quality stage
+  if [[ ${FINAL[$1_q$2]} == "$3" ]]; then
+    echo "weights/$1_q$2.pt"
+  else
+    echo "runs/$1_q$2_s$3.pt"
+  fi
+}
+round() {  # stage from_stage class patch_seed peak_lr qualities...; two runs at a time, one a core
+  local stage=$1 from=$2 class=$3 seed=$4 lr=$5 running=0
+  shift 5
+  for q in "$@"; do
+    train "$class" "$q" 3000 "$(file_of "$class" "$q" "$stage")" --run-dir "runs/${class}_q${q}_s$stage" \
+      --init "$(file_of "$class" "$q" "$from")" --lr "$lr" --seed "$seed" --precision "$PRECISION" &
+    ((++running % 2)) || wait
+  done
   wait
-done
-# 10. every face and person point once more from its stage-9 file, patch seed 3
-for q in 0 1 2 3 4; do
-  refresh face "$q" "runs/face_q${q}_s10.pt" "runs/face_q${q}_s10" "runs/face_q${q}_s9.pt" 3 &
-  refresh person "$q" "runs/person_q${q}_s10.pt" "runs/person_q${q}_s10" "runs/person_q${q}_s9.pt" 3
-  wait
-done
-# 11. every person point once more from its stage-10 file, patch seed 4 (q1 to q4 go on in stage 12)
-for q in 0 1 2 3 4; do
-  out="runs/person_q${q}_s11.pt"
-  ((q > 0)) || out=weights/person_q0.pt
-  refresh person "$q" "$out" "runs/person_q${q}_s11" "runs/person_q${q}_s10.pt" 4 &
-  ((q % 2 == 0)) || wait  # two runs at a time, one a core
-done
-wait
-# 12. every face point once more from its stage-10 file (patch seed 4), and person q1 to q4 from their stage-11
-# files (patch seed 5; person q0 was tried too and came out 0.7 points of bits against x265 worse, so it stays)
-for q in 0 1 2 3 4; do
-  refresh face "$q" "weights/face_q$q.pt" "runs/face_q${q}_s12" "runs/face_q${q}_s10.pt" 4 &
-  ((q == 0)) || refresh person "$q" "weights/person_q$q.pt" "runs/person_q${q}_s12" "runs/person_q${q}_s11.pt" 5
-  wait
-done
+}
+round 9 8 face 2 3e-4 0 1 2 3 4
+round 9 8 person 2 3e-4 0 1 2 3 4
+round 10 9 face 3 3e-4 0 1 2 3 4
+round 10 9 person 3 3e-4 0 1 2 3 4
+round 11 10 person 4 3e-4 0 1 2 3 4
+round 12 10 face 4 3e-4 0 1 2 3 4
+round 12 11 person 5 3e-4 1 2 3 4  # person q0 from stage 11 came out worse at lr 3e-4

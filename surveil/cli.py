@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("fp32", "bf16"),
         default="fp32",
         help="bf16: transforms under bfloat16 autocast, entropy models in float32 (about 1.75x faster on a CPU "
-        "with AVX-512 BF16)",
+        "with AVX-512 BF16; emulated, and many times slower than fp32, on a CPU without it)",
     )
     tr.add_argument(
         "--whole-patch-loss",

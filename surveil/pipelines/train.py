@@ -8,7 +8,9 @@ CPU or GPU, progress bar, checkpoints every ``checkpoint_every`` steps, resume f
 
 ``precision="bf16"`` runs the transforms (analysis, synthesis, hyper-networks) under bfloat16 autocast and keeps
 the entropy models, and so the rate term, in float32: on a CPU with AVX-512 BF16 a step takes about 0.6 of the
-float32 time; the weights stay float32 (the optimiser's copy) and coding is unchanged.
+float32 time; the weights stay float32 (the optimiser's copy) and coding is unchanged. A CPU without native
+bfloat16 (AVX2 only, e.g. the 2-core AMD EPYC of one development session) emulates it: a step took about 10 s
+there against 0.38 s in float32, so training warns (``native_bf16``) and the scripts choose fp32 on such a CPU.
 
 The synthesis trains on noisy latents (CompressAI's ``forward``), not on the rounded ones coding gives it. Feeding it
 rounded latents with straight-through gradients ("mixed quantisation", Minnen & Singh 2020) was tried as a 3000-step
@@ -198,6 +200,13 @@ def _stage_of(meta: dict) -> dict:
     }
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 autocast runs natively on ``device`` (on a CPU: oneDNN's bf16 kernels, AVX-512 BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def train(s: TrainSettings) -> Path:
     if s.precision not in PRECISIONS:
         raise SurveilError(f"unknown precision {s.precision!r} (known: {', '.join(PRECISIONS)})")
@@ -215,6 +224,11 @@ def train(s: TrainSettings) -> Path:
         model = build_model(TIERS[s.tier])
     model.to(device).train()
     mixed = s.precision == "bf16"
+    if mixed and not native_bf16(device):
+        logger.warning(
+            "%s has no native bfloat16: bf16 training is emulated here, many times slower than fp32 (--precision fp32)",
+            device,
+        )
     if mixed:
         keep_entropy_models_float32(model)
     params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
