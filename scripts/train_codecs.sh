@@ -19,7 +19,8 @@
 #   9. every face and person point continued once more from its stage-8 file: the stage-8 recipe, patch seed 2;
 #  10. every face and person point continued once more from its stage-9 file: the same recipe, patch seed 3;
 #  11. every person point continued once more from its stage-10 file: the same recipe, patch seed 4;
-#  12. every face point from its stage-10 file (patch seed 4), person q1 to q4 from their stage-11 files (seed 5).
+#  12. every face point from its stage-10 file (patch seed 4), person q1 to q4 from their stage-11 files (seed 5);
+#  13. face q0 and q1 (patch seed 5) and person q1 and q2 (seed 6) from their stage-12 files.
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -145,8 +146,8 @@ wait
 # every other stage's file goes to runs/. A candidate that judged worse than the file it started from
 # (scripts/judge_candidates.py) was not kept, and its run is not listed.
 declare -A FINAL=(
-  [face_q0]=12 [face_q1]=12 [face_q2]=12 [face_q3]=12 [face_q4]=12
-  [person_q0]=11 [person_q1]=12 [person_q2]=12 [person_q3]=12 [person_q4]=12
+  [face_q0]=13 [face_q1]=13 [face_q2]=12 [face_q3]=12 [face_q4]=12
+  [person_q0]=11 [person_q1]=13 [person_q2]=13 [person_q3]=12 [person_q4]=12
 )
 file_of() {  # class quality stage
   if [[ ${FINAL[$1_q$2]} == "$3" ]]; then
@@ -172,3 +173,5 @@ round 10 9 person 3 3e-4 0 1 2 3 4
 round 11 10 person 4 3e-4 0 1 2 3 4
 round 12 10 face 4 3e-4 0 1 2 3 4
 round 12 11 person 5 3e-4 1 2 3 4  # person q0 from stage 11 came out worse at lr 3e-4
+round 13 12 face 5 3e-4 0 1  # stage 13 trained in fp32 (an AVX2-only CPU) and only these points, for time
+round 13 12 person 6 3e-4 1 2
