@@ -1,6 +1,7 @@
 """End-to-end benchmark: every shared video through encode -> recording -> decode, against x264 on the same frames.
 
-For each video it prints and writes (``out/benchmark.md``):
+For each video it prints, and writes into the output folder (``--out``, default ``out/benchmark``) beside the
+recordings and recomposed videos as ``benchmark.md``:
 - frames and size of the recomposed video (read back from the decoder's output file) against the source;
 - the region stream's kbps (total, background, each class, signalling) and x264's kbps (crf 23, preset medium, the
   same frames, encoded in this process) with x264's own person fidelity on its decoded frames, for reference;
@@ -241,7 +242,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-frames", type=int, default=None, help="frames per video (default: all)")
     parser.add_argument("--videos", nargs="*", default=list(VIDEOS))
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "benchmark")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO_ROOT / "out" / "benchmark",
+        help="folder for the recordings, the recomposed videos and benchmark.md (default: out/benchmark)",
+    )
     parser.add_argument(
         "--quality", type=int, choices=sorted(QUALITY_LAMBDAS), help="codec rate point (default: config.yaml's)"
     )
@@ -265,7 +271,8 @@ def main() -> int:
     ]
     text += f"\n\n{len(rows)} videos in {time.monotonic() - started:.0f} s; "
     text += f"below target (frames/size mismatch, F1 < 0.9 or decode problems): {', '.join(failures) or 'none'}"
-    (args.out.parent / "benchmark.md").write_text(text + "\n")
+    # Inside the run's own folder, so runs at other rate points with their own --out never overwrite it.
+    (args.out / "benchmark.md").write_text(text + "\n")
     print(text)
     return 1 if failures else 0
 
