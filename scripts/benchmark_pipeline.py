@@ -9,7 +9,7 @@ recordings and recomposed videos as ``benchmark.md``:
   recomposed frames against YOLO on the original frames, matched one-to-one at IoU >= 0.5: precision, recall, F1.
 
 Usage: .venv/bin/python scripts/benchmark_pipeline.py [--max-frames N] [--videos NAME ...] [--quality Q]
-       [--refine-steps N]
+       [--refine-steps N] [--out OUT]
 """
 
 from __future__ import annotations
