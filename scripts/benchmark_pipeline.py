@@ -1,7 +1,7 @@
 """End-to-end benchmark: every shared video through encode -> recording -> decode, against x264 on the same frames.
 
 For each video it prints, and writes into the output folder (``--out``, default ``out/benchmark``) beside the
-recordings and recomposed videos as ``benchmark.md``:
+recordings and recomposed videos as ``benchmark.md`` (rewritten after each video):
 - frames and size of the recomposed video (read back from the decoder's output file) against the source;
 - the region stream's kbps (total, background, each class, signalling) and x264's kbps (crf 23, preset medium, the
   same frames, encoded in this process) with x264's own person fidelity on its decoded frames, for reference;
@@ -238,6 +238,25 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def below_target(rows: list[dict]) -> list[str]:
+    """Videos whose frames or size differ, whose decode reported problems, or whose person F1 is under 0.9."""
+    return [
+        r["video"]
+        for r in rows
+        if not r["same"] or r["problems"] or (r["fidelity"].reference and r["fidelity"].f1 < 0.9)
+    ]
+
+
+def report(rows: list[dict], videos: int, seconds: float) -> str:
+    """The table of `rows` and a summary line; names the videos still to come when `rows` is not all of them."""
+    done = f"{len(rows)} videos" if len(rows) == videos else f"{len(rows)} of {videos} videos so far"
+    failures = ", ".join(below_target(rows)) or "none"
+    return (
+        f"{table(rows)}\n\n{done} in {seconds:.0f} s; "
+        f"below target (frames/size mismatch, F1 < 0.9 or decode problems): {failures}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-frames", type=int, default=None, help="frames per video (default: all)")
@@ -263,16 +282,10 @@ def main() -> int:
         print(f"benchmarking {name} ...", file=sys.stderr, flush=True)
         rows.append(benchmark_video(name, args.max_frames, detector, args.out, args.quality, args.refine_steps))
         print(table(rows[-1:]), flush=True)
-    text = table(rows)
-    failures = [
-        r["video"]
-        for r in rows
-        if not r["same"] or r["problems"] or (r["fidelity"].reference and r["fidelity"].f1 < 0.9)
-    ]
-    text += f"\n\n{len(rows)} videos in {time.monotonic() - started:.0f} s; "
-    text += f"below target (frames/size mismatch, F1 < 0.9 or decode problems): {', '.join(failures) or 'none'}"
-    # Inside the run's own folder, so runs at other rate points with their own --out never overwrite it.
-    (args.out / "benchmark.md").write_text(text + "\n")
+        # Rewritten after every video, so a run cut short still leaves the rows it measured.
+        (args.out / "benchmark.md").write_text(report(rows, len(args.videos), time.monotonic() - started) + "\n")
+    text = report(rows, len(args.videos), time.monotonic() - started)
+    failures = below_target(rows)
     print(text)
     return 1 if failures else 0
 
