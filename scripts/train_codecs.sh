@@ -146,8 +146,8 @@ wait
 # every other stage's file goes to runs/. A candidate that judged worse than the file it started from
 # (scripts/judge_candidates.py) was not kept, and its run is not listed.
 declare -A FINAL=(
-  [face_q0]=13 [face_q1]=13 [face_q2]=12 [face_q3]=12 [face_q4]=12
-  [person_q0]=11 [person_q1]=13 [person_q2]=13 [person_q3]=12 [person_q4]=12
+  [face_q0]=13 [face_q1]=13 [face_q2]=14 [face_q3]=14 [face_q4]=14
+  [person_q0]=14 [person_q1]=13 [person_q2]=13 [person_q3]=14 [person_q4]=14
 )
 file_of() {  # class quality stage
   if [[ ${FINAL[$1_q$2]} == "$3" ]]; then
@@ -175,3 +175,6 @@ round 12 10 face 4 3e-4 0 1 2 3 4
 round 12 11 person 5 3e-4 1 2 3 4  # person q0 from stage 11 came out worse at lr 3e-4
 round 13 12 face 5 3e-4 0 1  # stage 13 trained in fp32 (an AVX2-only CPU) and only these points, for time
 round 13 12 person 6 3e-4 1 2
+round 14 12 face 5 3e-4 2 3 4  # stage 14 (fp32): the points stage 13 left out
+round 14 11 person 5 1e-4 0  # at a peak lr of 1e-4: at 3e-4 person q0 had stopped gaining
+round 14 12 person 6 3e-4 3 4

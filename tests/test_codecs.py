@@ -40,28 +40,28 @@ GOLDEN = {
         "decoded_md5": "d9425ecd90e0571ef8d3ffed81949a37",
     },
     "person_q0.pt": {
-        "bitstream_md5": "b29c7f22edcf4e12fa72a9f9a1437b53",
-        "decoded_md5": "78c36be442ada765fe77fc71bc22e65b",
+        "bitstream_md5": "2028d0e153032b73f468cd7e89576ea2",
+        "decoded_md5": "cc8840005e4c4c41e563dff5b511bf38",
     },
     "person_q2.pt": {
         "bitstream_md5": "5e07f7e1f9b440b0550c58cb4c4b50b3",
         "decoded_md5": "10cc810a654948cb9149f7f9cbcde174",
     },
     "face_q2.pt": {
-        "bitstream_md5": "e0b1e753c6a660ace0da866b56c279e3",
-        "decoded_md5": "1f744f25013a13fec0bc7482e049f36d",
+        "bitstream_md5": "0c71ffb9a51b7e55b875a1a5083a8b32",
+        "decoded_md5": "5a074e43db4e5577bfd201fc48472d49",
     },
     "generic_q2.pt": {
         "bitstream_md5": "7955647c9e173e9684fc2be4762ca552",
         "decoded_md5": "c47e375f73b318640182a81197d18fb0",
     },
     "person_q3.pt": {
-        "bitstream_md5": "c80c4231dec2074270991b64a1d819dc",
-        "decoded_md5": "e598321cfeeff238c24ccf5de071cee5",
+        "bitstream_md5": "2edb7aec667a297aa7970017e081afab",
+        "decoded_md5": "e3e52bec1dd65630cd7d706adde49cb0",
     },
     "face_q3.pt": {
-        "bitstream_md5": "cde507646132c1a1eb07694f442dbdf7",
-        "decoded_md5": "0287a773a60f79194c9ccff7b2c99cb7",
+        "bitstream_md5": "8b8d8c763b5d6a482b9ef2e39a2eb913",
+        "decoded_md5": "7201f3ff22ffefda7841d51da0fefe9f",
     },
     "generic_q3.pt": {
         "bitstream_md5": "6ec931416d8a312bf324c399780fe8cf",
