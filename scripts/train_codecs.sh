@@ -20,7 +20,9 @@
 #  10. every face and person point continued once more from its stage-9 file: the same recipe, patch seed 3;
 #  11. every person point continued once more from its stage-10 file: the same recipe, patch seed 4;
 #  12. every face point from its stage-10 file (patch seed 4), person q1 to q4 from their stage-11 files (seed 5);
-#  13. face q0 and q1 (patch seed 5) and person q1 and q2 (seed 6) from their stage-12 files.
+#  13. face q0 and q1 (patch seed 5) and person q1 and q2 (seed 6) from their stage-12 files;
+#  14. face q2 to q4 (patch seed 5) and person q3 and q4 (seed 6) from their stage-12 files, person q0 from its
+#      stage-11 file at a peak learning rate of 1e-4 (seed 5).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -142,13 +144,30 @@ refresh face 4 runs/face_q4_s8.pt runs/face_q4_s8 runs/face_q4_cont4.pt 1 &
 refresh person 4 runs/person_q4_s8.pt runs/person_q4_s8 runs/person_q4_cont2.pt 1
 wait
 # 9 onwards: rounds of the stage-8 recipe. Each continues some points of one class for 3000 steps from their files
-# of an earlier stage with a new patch seed. A point's file of its last stage is its committed file (FINAL below);
-# every other stage's file goes to runs/. A candidate that judged worse than the file it started from
-# (scripts/judge_candidates.py) was not kept, and its run is not listed.
-declare -A FINAL=(
-  [face_q0]=13 [face_q1]=13 [face_q2]=14 [face_q3]=14 [face_q4]=14
-  [person_q0]=14 [person_q1]=13 [person_q2]=13 [person_q3]=14 [person_q4]=14
+# of an earlier stage with a new patch seed. A point's file of the last round that names it is its committed file
+# (FINAL, derived from ROUNDS); every other stage's file goes to runs/. A candidate that judged worse than the file
+# it started from (scripts/judge_candidates.py) was not kept, and its run is not listed.
+ROUNDS=(  # stage from_stage class patch_seed peak_lr qualities..., in order
+  "9 8 face 2 3e-4 0 1 2 3 4"
+  "9 8 person 2 3e-4 0 1 2 3 4"
+  "10 9 face 3 3e-4 0 1 2 3 4"
+  "10 9 person 3 3e-4 0 1 2 3 4"
+  "11 10 person 4 3e-4 0 1 2 3 4"
+  "12 10 face 4 3e-4 0 1 2 3 4"
+  "12 11 person 5 3e-4 1 2 3 4"  # person q0 from stage 11 came out worse at lr 3e-4
+  "13 12 face 5 3e-4 0 1"  # stage 13 trained in fp32 (an AVX2-only CPU) and only these points, for time
+  "13 12 person 6 3e-4 1 2"
+  "14 12 face 5 3e-4 2 3 4"  # stage 14 (fp32): the points stage 13 left out
+  "14 11 person 5 1e-4 0"  # at a peak lr of 1e-4: at 3e-4 person q0 had stopped gaining
+  "14 12 person 6 3e-4 3 4"
 )
+declare -A FINAL=()
+for spec in "${ROUNDS[@]}"; do
+  read -r stage _ class _ _ qualities <<<"$spec"
+  for q in $qualities; do
+    FINAL[${class}_q$q]=$stage
+  done
+done
 file_of() {  # class quality stage
   if [[ ${FINAL[$1_q$2]} == "$3" ]]; then
     echo "weights/$1_q$2.pt"
@@ -166,15 +185,7 @@ round() {  # stage from_stage class patch_seed peak_lr qualities...; two runs at
   done
   wait
 }
-round 9 8 face 2 3e-4 0 1 2 3 4
-round 9 8 person 2 3e-4 0 1 2 3 4
-round 10 9 face 3 3e-4 0 1 2 3 4
-round 10 9 person 3 3e-4 0 1 2 3 4
-round 11 10 person 4 3e-4 0 1 2 3 4
-round 12 10 face 4 3e-4 0 1 2 3 4
-round 12 11 person 5 3e-4 1 2 3 4  # person q0 from stage 11 came out worse at lr 3e-4
-round 13 12 face 5 3e-4 0 1  # stage 13 trained in fp32 (an AVX2-only CPU) and only these points, for time
-round 13 12 person 6 3e-4 1 2
-round 14 12 face 5 3e-4 2 3 4  # stage 14 (fp32): the points stage 13 left out
-round 14 11 person 5 1e-4 0  # at a peak lr of 1e-4: at 3e-4 person q0 had stopped gaining
-round 14 12 person 6 3e-4 3 4
+for spec in "${ROUNDS[@]}"; do
+  # shellcheck disable=SC2086  # the spec's words are round's arguments
+  round $spec
+done
