@@ -1,7 +1,10 @@
 """End-to-end benchmark: every shared video through encode -> recording -> decode, against x264 on the same frames.
 
 For each video it prints, and writes into the output folder (``--out``, default ``out/benchmark``) beside the
-recordings and recomposed videos as ``benchmark.md`` (rewritten after each video):
+recordings and recomposed videos as ``benchmark.md`` (rewritten after each video, so a run cut short keeps its rows;
+``--table FILE`` writes the same report there too, e.g. ``docs/benchmark_q1.md``, which the README's tables are
+copied from by ``scripts/sync_readme_tables.py``), under a line naming the run (rate point, date, CPU, threads and
+the class codec files used):
 - frames and size of the recomposed video (read back from the decoder's output file) against the source;
 - the region stream's kbps (total, background, each class, signalling) and x264's kbps (crf 23, preset medium, the
   same frames, encoded in this process) with x264's own person fidelity on its decoded frames, for reference;
@@ -9,13 +12,16 @@ recordings and recomposed videos as ``benchmark.md`` (rewritten after each video
   recomposed frames against YOLO on the original frames, matched one-to-one at IoU >= 0.5: precision, recall, F1.
 
 Usage: .venv/bin/python scripts/benchmark_pipeline.py [--max-frames N] [--videos NAME ...] [--quality Q]
-       [--refine-steps N] [--out OUT]
+       [--refine-steps N] [--out OUT] [--table FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import hashlib
 import os
+import platform
 import sys
 import time
 from collections.abc import Callable
@@ -32,7 +38,7 @@ from surveil.codecs.library import QUALITY_LAMBDAS
 from surveil.config import load_config
 from surveil.encode import run_encode
 from surveil.ingest import open_source
-from surveil.paths import REPO_ROOT, find_data
+from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT, find_data
 from surveil.regions.detector import resolve_detector_weights
 from surveil.station.run import run_decode
 
@@ -247,12 +253,35 @@ def below_target(rows: list[dict]) -> list[str]:
     ]
 
 
-def report(rows: list[dict], videos: int, seconds: float) -> str:
-    """The table of `rows` and a summary line; names the videos still to come when `rows` is not all of them."""
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_facts(quality: int, refine_steps: int, max_frames: int | None) -> str:
+    """One line naming what produced a report: the rate point, the date, the machine and the codec files used."""
+    import torch
+
+    files = sorted(PROJECT_WEIGHTS.glob(f"*_q{quality}.pt"))
+    hashes = ", ".join(f"{f.name} {hashlib.sha256(f.read_bytes()).hexdigest()[:12]}" for f in files) or "none"
+    length = "every frame" if max_frames is None else f"the first {max_frames} frames"
+    return (
+        f"q{quality}, {refine_steps} refinement steps, {length}; {datetime.date.today().isoformat()}, "
+        f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads; weights: {hashes}"
+    )
+
+
+def report(facts: str, rows: list[dict], videos: int, seconds: float) -> str:
+    """`facts`, the table of `rows` and a summary line; names the videos still to come when `rows` is not all."""
     done = f"{len(rows)} videos" if len(rows) == videos else f"{len(rows)} of {videos} videos so far"
     failures = ", ".join(below_target(rows)) or "none"
     return (
-        f"{table(rows)}\n\n{done} in {seconds:.0f} s; "
+        f"{facts}\n\n{table(rows)}\n\n{done} in {seconds:.0f} s; "
         f"below target (frames/size mismatch, F1 < 0.9 or decode problems): {failures}"
     )
 
@@ -260,12 +289,15 @@ def report(rows: list[dict], videos: int, seconds: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-frames", type=int, default=None, help="frames per video (default: all)")
-    parser.add_argument("--videos", nargs="*", default=list(VIDEOS))
+    parser.add_argument("--videos", nargs="+", default=list(VIDEOS))
     parser.add_argument(
         "--out",
         type=Path,
         default=REPO_ROOT / "out" / "benchmark",
         help="folder for the recordings, the recomposed videos and benchmark.md (default: out/benchmark)",
+    )
+    parser.add_argument(
+        "--table", type=Path, metavar="FILE", help="also write the report here (the README copies docs/benchmark_qQ.md)"
     )
     parser.add_argument(
         "--quality", type=int, choices=sorted(QUALITY_LAMBDAS), help="codec rate point (default: config.yaml's)"
@@ -275,6 +307,11 @@ def main() -> int:
     )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    config = load_config(None)
+    quality = config.codec.quality if args.quality is None else args.quality
+    refine_steps = config.codec.refine_steps if args.refine_steps is None else args.refine_steps
+    facts = run_facts(quality, refine_steps, args.max_frames)
+    print(facts, file=sys.stderr, flush=True)
     detector = PersonDetector()
     rows = []
     started = time.monotonic()
@@ -283,8 +320,11 @@ def main() -> int:
         rows.append(benchmark_video(name, args.max_frames, detector, args.out, args.quality, args.refine_steps))
         print(table(rows[-1:]), flush=True)
         # Rewritten after every video, so a run cut short still leaves the rows it measured.
-        (args.out / "benchmark.md").write_text(report(rows, len(args.videos), time.monotonic() - started) + "\n")
-    text = report(rows, len(args.videos), time.monotonic() - started)
+        text = report(facts, rows, len(args.videos), time.monotonic() - started)
+        for target in (args.out / "benchmark.md", args.table):
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text + "\n")
     failures = below_target(rows)
     print(text)
     return 1 if failures else 0
