@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import os
 import platform
 import sys
@@ -34,11 +33,12 @@ import numpy as np
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from surveil.codecs.library import QUALITY_LAMBDAS
-from surveil.config import load_config
+from surveil.codecs.library import FALLBACK_CLASS, QUALITY_LAMBDAS, build_library
+from surveil.codecs.model import file_sha256
+from surveil.config import Config, load_config
 from surveil.encode import run_encode
 from surveil.ingest import open_source
-from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT, find_data
+from surveil.paths import REPO_ROOT, find_data
 from surveil.regions.detector import resolve_detector_weights
 from surveil.station.run import run_decode
 
@@ -159,19 +159,7 @@ def video_facts(path: Path) -> tuple[int, int, int]:
         return count, stream.codec_context.width, stream.codec_context.height
 
 
-def benchmark_video(
-    name: str,
-    max_frames: int | None,
-    detector: PersonDetector,
-    out_dir: Path,
-    quality: int | None = None,
-    refine_steps: int | None = None,
-) -> dict:
-    config = load_config(None)
-    if quality is not None:
-        config.codec.quality = quality
-    if refine_steps is not None:
-        config.codec.refine_steps = refine_steps
+def benchmark_video(name: str, max_frames: int | None, detector: PersonDetector, out_dir: Path, config: Config) -> dict:
     source = find_data(name)
     if source is None:
         raise SystemExit(f"error: video not found on the data path: {name}")
@@ -263,16 +251,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_facts(quality: int, refine_steps: int, max_frames: int | None) -> str:
-    """One line naming what produced a report: the rate point, the date, the machine and the codec files used."""
+def run_facts(config: Config, max_frames: int | None) -> str:
+    """One line naming what produced a report: the rate point, the date, the machine and, for each codec class, the
+    weight file the edge's library picks and the sha256 prefix that identifies it on the wire."""
     import torch
 
-    files = sorted(PROJECT_WEIGHTS.glob(f"*_q{quality}.pt"))
-    hashes = ", ".join(f"{f.name} {hashlib.sha256(f.read_bytes()).hexdigest()[:12]}" for f in files) or "none"
+    library = build_library(config)
+    codecs = ", ".join(
+        f"{name} {path.name} {file_sha256(path)[:16]}"
+        for name, path in ((name, library.path_for(name)) for name in sorted({*config.classes, FALLBACK_CLASS}))
+    )
     length = "every frame" if max_frames is None else f"the first {max_frames} frames"
     return (
-        f"q{quality}, {refine_steps} refinement steps, {length}; {datetime.date.today().isoformat()}, "
-        f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads; weights: {hashes}"
+        f"q{config.codec.quality} {config.codec.tier}, {config.codec.refine_steps} refinement steps, {length}; "
+        f"{datetime.date.today().isoformat()}, {cpu_model()}, {os.cpu_count()} cores, "
+        f"{torch.get_num_threads()} torch threads; codecs: {codecs}"
     )
 
 
@@ -308,16 +301,18 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     config = load_config(None)
-    quality = config.codec.quality if args.quality is None else args.quality
-    refine_steps = config.codec.refine_steps if args.refine_steps is None else args.refine_steps
-    facts = run_facts(quality, refine_steps, args.max_frames)
+    if args.quality is not None:
+        config.codec.quality = args.quality
+    if args.refine_steps is not None:
+        config.codec.refine_steps = args.refine_steps
+    facts = run_facts(config, args.max_frames)
     print(facts, file=sys.stderr, flush=True)
     detector = PersonDetector()
     rows = []
     started = time.monotonic()
     for name in args.videos:
         print(f"benchmarking {name} ...", file=sys.stderr, flush=True)
-        rows.append(benchmark_video(name, args.max_frames, detector, args.out, args.quality, args.refine_steps))
+        rows.append(benchmark_video(name, args.max_frames, detector, args.out, config))
         print(table(rows[-1:]), flush=True)
         # Rewritten after every video, so a run cut short still leaves the rows it measured.
         text = report(facts, rows, len(args.videos), time.monotonic() - started)

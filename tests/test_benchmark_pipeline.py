@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import sys
 
-from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT
+from surveil.codecs.library import FALLBACK_CLASS, build_library
+from surveil.codecs.model import file_sha256
+from surveil.config import load_config
+from surveil.paths import REPO_ROOT
 
 _spec = importlib.util.spec_from_file_location("benchmark_pipeline", REPO_ROOT / "scripts" / "benchmark_pipeline.py")
 benchmark_pipeline = importlib.util.module_from_spec(_spec)
@@ -33,13 +35,17 @@ def _row(video: str, reference: int, true_pos: int) -> dict:
 
 
 def test_run_facts_name_the_rate_point_and_each_class_file_by_hash() -> None:
-    facts = benchmark_pipeline.run_facts(1, 0, None)
-    assert facts.startswith("q1, 0 refinement steps, every frame; ")
-    files = sorted(PROJECT_WEIGHTS.glob("*_q1.pt"))
-    assert files, "the committed q1 codecs"
-    for f in files:
-        assert f"{f.name} {hashlib.sha256(f.read_bytes()).hexdigest()[:12]}" in facts
-    assert "the first 20 frames" in benchmark_pipeline.run_facts(0, 5, 20)
+    config = load_config(None)
+    config.codec.quality = 1
+    facts = benchmark_pipeline.run_facts(config, None)
+    assert facts.startswith(f"q1 fast, {config.codec.refine_steps} refinement steps, every frame; ")
+    library = build_library(config)
+    for name in {*config.classes, FALLBACK_CLASS}:
+        path = library.path_for(name)
+        assert f"{name} {path.name} {file_sha256(path)[:16]}" in facts
+    assert "person person_q1.pt" in facts and "bag generic_q1.pt" in facts  # bag falls back to the generic codec
+    config.codec.refine_steps = 5
+    assert ", 5 refinement steps, the first 20 frames; " in benchmark_pipeline.run_facts(config, 20)
 
 
 def test_report_is_facts_table_and_summary_naming_videos_below_target() -> None:

@@ -56,13 +56,15 @@ class CodecLibrary:
         logger.info("loaded codec %s from %s", loaded.codec_id.key, path)
         return loaded
 
+    def path_for(self, codec_class: str) -> Path:
+        """The weight file of the class's own codec at the configured tier and quality, else of the generic one."""
+        path = weight_file(self.weights_dir, codec_class, self.quality, self.tier)
+        return path if path.exists() else weight_file(self.weights_dir, FALLBACK_CLASS, self.quality, self.tier)
+
     def codec_for(self, codec_class: str) -> LoadedCodec:
         """The class's own codec at the configured tier and quality, else the generic one."""
         if codec_class not in self._by_class:
-            path = weight_file(self.weights_dir, codec_class, self.quality, self.tier)
-            if not path.exists():
-                path = weight_file(self.weights_dir, FALLBACK_CLASS, self.quality, self.tier)
-            self._by_class[codec_class] = self._load(path)
+            self._by_class[codec_class] = self._load(self.path_for(codec_class))
         return self._by_class[codec_class]
 
     def by_id(self, codec_id: CodecId) -> LoadedCodec:
