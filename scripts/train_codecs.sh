@@ -22,7 +22,8 @@
 #  12. every face point from its stage-10 file (patch seed 4), person q1 to q4 from their stage-11 files (seed 5);
 #  13. face q0 and q1 (patch seed 5) and person q1 and q2 (seed 6) from their stage-12 files;
 #  14. face q2 to q4 (patch seed 5) and person q3 and q4 (seed 6) from their stage-12 files, person q0 from its
-#      stage-11 file at a peak learning rate of 1e-4 (seed 5).
+#      stage-11 file at a peak learning rate of 1e-4 (seed 5);
+#  15. face q0 and q1 (patch seed 6) and person q1 and q2 (seed 7) from their stage-13 files.
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -160,6 +161,8 @@ ROUNDS=(  # stage from_stage class patch_seed peak_lr qualities..., in order
   "14 12 face 5 3e-4 2 3 4"  # stage 14 (fp32): the points stage 13 left out
   "14 11 person 5 1e-4 0"  # at a peak lr of 1e-4: at 3e-4 person q0 had stopped gaining
   "14 12 person 6 3e-4 3 4"
+  "15 13 face 6 3e-4 0 1"  # stage 15 (fp32)
+  "15 13 person 7 3e-4 1 2"
 )
 declare -A FINAL=()
 for spec in "${ROUNDS[@]}"; do
