@@ -257,10 +257,8 @@ def run_facts(config: Config, max_frames: int | None) -> str:
     import torch
 
     library = build_library(config)
-    codecs = ", ".join(
-        f"{name} {path.name} {file_sha256(path)[:16]}"
-        for name, path in ((name, library.path_for(name)) for name in sorted({*config.classes, FALLBACK_CLASS}))
-    )
+    paths = {name: library.path_for(name) for name in sorted({*config.classes, FALLBACK_CLASS})}
+    codecs = ", ".join(f"{name} {path.name} {file_sha256(path)[:16]}" for name, path in paths.items())
     length = "every frame" if max_frames is None else f"the first {max_frames} frames"
     return (
         f"q{config.codec.quality} {config.codec.tier}, {config.codec.refine_steps} refinement steps, {length}; "
