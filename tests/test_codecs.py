@@ -56,8 +56,8 @@ GOLDEN = {
         "decoded_md5": "c47e375f73b318640182a81197d18fb0",
     },
     "person_q3.pt": {
-        "bitstream_md5": "2edb7aec667a297aa7970017e081afab",
-        "decoded_md5": "e3e52bec1dd65630cd7d706adde49cb0",
+        "bitstream_md5": "3cf1f0ce9fd68dc2c289bfa154273eb7",
+        "decoded_md5": "3397b2dc931f79968b4ce6e4cd1ea6fe",
     },
     "face_q3.pt": {
         "bitstream_md5": "8b8d8c763b5d6a482b9ef2e39a2eb913",
