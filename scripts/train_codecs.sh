@@ -24,7 +24,9 @@
 #  14. face q2 to q4 (patch seed 5) and person q3 and q4 (seed 6) from their stage-12 files, person q0 from its
 #      stage-11 file at a peak learning rate of 1e-4 (seed 5);
 #  15. face q0 and q1 (patch seed 6) and person q1 and q2 (seed 7) from their stage-13 files;
-#  16. person q3 and q4 (patch seed 7) from their stage-14 files.
+#  16. person q3 and q4 (patch seed 7) from their stage-14 files;
+#  17. face q2 (patch seed 6) from its stage-14 file; person q0 from its stage-14 file at a peak learning rate of
+#      1e-4 (seed 6).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -165,6 +167,8 @@ ROUNDS=(  # stage from_stage class patch_seed peak_lr qualities..., in order
   "15 13 face 6 3e-4 0 1"  # stage 15 (fp32)
   "15 13 person 7 3e-4 1 2"
   "16 14 person 7 3e-4 3 4"  # stage 16 (fp32)
+  "17 14 face 6 3e-4 2"  # stage 17 (fp32)
+  "17 14 person 6 1e-4 0"
 )
 declare -A FINAL=()
 for spec in "${ROUNDS[@]}"; do

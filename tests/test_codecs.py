@@ -40,16 +40,16 @@ GOLDEN = {
         "decoded_md5": "d9425ecd90e0571ef8d3ffed81949a37",
     },
     "person_q0.pt": {
-        "bitstream_md5": "2028d0e153032b73f468cd7e89576ea2",
-        "decoded_md5": "cc8840005e4c4c41e563dff5b511bf38",
+        "bitstream_md5": "62f0b4e645bf4aeee5675c30a65c3455",
+        "decoded_md5": "c028a66a399d37cfa94fb0993a6348c6",
     },
     "person_q2.pt": {
         "bitstream_md5": "e1798ceea9e9367eabeaf8a95b44f684",
         "decoded_md5": "5bd9e2000ec71531cc642ce5aed02e38",
     },
     "face_q2.pt": {
-        "bitstream_md5": "0c71ffb9a51b7e55b875a1a5083a8b32",
-        "decoded_md5": "5a074e43db4e5577bfd201fc48472d49",
+        "bitstream_md5": "0176c0f108c073c662d8cdbaa7dc6a36",
+        "decoded_md5": "b1a2df34b38ff80d23cd5e9312433ca8",
     },
     "generic_q2.pt": {
         "bitstream_md5": "7955647c9e173e9684fc2be4762ca552",
