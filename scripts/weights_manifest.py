@@ -48,13 +48,15 @@ def _loss(object_loss: bool) -> str:
 
 
 def _settings(stage: dict) -> str:
-    """A stage's learning rate, seed and precision where its file recorded them (older files did not)."""
+    """A stage's learning rate, seed, precision and tier where its file recorded them (older files did not)."""
     known = [
         f"lr {stage['lr']:g}" if stage.get("lr") else "",
         f"seed {stage['seed']}" if stage.get("seed") is not None else "",
     ]
     if stage.get("precision", "fp32") != "fp32":
         known.append(stage["precision"])
+    if stage.get("tier", "fast") != "fast":
+        known.append(f"{stage['tier']} tier")
     return ", ".join(k for k in known if k)
 
 

@@ -57,7 +57,7 @@ class CropConfig:
 @dataclass
 class CodecConfig:
     quality: int = 1  # rate point 0 (fewest bits) to 4, see codecs/library.py QUALITY_LAMBDAS
-    tier: str = "fast"  # fast: mean-scale hyperprior; high: cheng2020 attention + mixture + checkerboard context
+    tier: str = "fast"  # fast: mean-scale hyperprior; high: fast + attention, mixture, checkerboard context
     weights_dir: str = "weights"  # relative to the repository root
     device: str = "auto"
     # A region whose pixels the current background key already shows (mean absolute difference under its mask below

@@ -133,9 +133,22 @@ def test_training_from_scratch_in_the_high_tier(tiny_dataset: Path, tmp_path: Pa
     out = tmp_path / "w" / "generic_high_q1.pt"
     settings = replace(_settings(tiny_dataset, tmp_path, steps=2), tier="high", out=out)
     codec = load_codec(train(settings))
-    assert codec.codec_id.arch == "cgm-n64m64" and codec.meta["steps"] == 2
+    assert codec.codec_id.arch == "cgm-n64m96" and codec.meta["steps"] == 2
     with pytest.raises(SurveilError, match="not of the fast tier"):
         train(replace(settings, init=settings.out, tier="fast", run_dir=tmp_path / "run2"))
+
+
+def test_the_high_tier_fine_tunes_from_a_fast_codec(tiny_dataset: Path, tmp_path: Path) -> None:
+    fast = train(_settings(tiny_dataset, tmp_path, steps=2))
+    out = tmp_path / "w" / "generic_high_q1.pt"
+    settings = replace(_settings(tiny_dataset, tmp_path, steps=2), tier="high", init=fast, out=out)
+    high = load_codec(train(replace(settings, run_dir=tmp_path / "run_high")))
+    assert high.codec_id.arch == "cgm-n64m96"
+    assert [stage["steps"] for stage in high.meta["lineage"]] == [2]  # the fast training it continues
+    fast_state = load_codec(fast).model.state_dict()
+    high_state = high.model.state_dict()
+    # the first analysis layer came from the fast codec and moved by at most two small Adam steps
+    assert torch.allclose(high_state["g_a.0.weight"], fast_state["g_a.0.weight"], atol=2e-3)
 
 
 @pytest.mark.parametrize("tier", ["fast", "high"])

@@ -45,10 +45,10 @@ class CodecLibrary:
         self.tier = tier
         self._by_class: dict[str, LoadedCodec] = {}
         self._by_key: dict[str, LoadedCodec] = {}
-        fallback = weight_file(self.weights_dir, FALLBACK_CLASS, quality, tier)
-        if not fallback.exists():
+        if not any(path.exists() for path in self._candidates(FALLBACK_CLASS)):
+            wanted = " or ".join(str(path) for path in self._candidates(FALLBACK_CLASS))
             available = sorted(p.name for p in self.weights_dir.glob("*.pt"))
-            raise SurveilError(f"codec weights missing: {fallback} (available: {', '.join(available) or 'none'})")
+            raise SurveilError(f"codec weights missing: {wanted} (available: {', '.join(available) or 'none'})")
 
     def _load(self, path: Path) -> LoadedCodec:
         loaded = load_codec(path, self.device)
@@ -56,13 +56,23 @@ class CodecLibrary:
         logger.info("loaded codec %s from %s", loaded.codec_id.key, path)
         return loaded
 
+    def _candidates(self, codec_class: str) -> list[Path]:
+        """Weight files for the class in order of preference: the configured tier first, then the fast tier (every
+        class codec starts as one; a class's own fast codec beats the generic codec of any tier)."""
+        tiers = dict.fromkeys([self.tier, "fast"])
+        return [weight_file(self.weights_dir, codec_class, self.quality, tier) for tier in tiers]
+
     def path_for(self, codec_class: str) -> Path:
-        """The weight file of the class's own codec at the configured tier and quality, else of the generic one."""
-        path = weight_file(self.weights_dir, codec_class, self.quality, self.tier)
-        return path if path.exists() else weight_file(self.weights_dir, FALLBACK_CLASS, self.quality, self.tier)
+        """The weight file of the class's own codec at the configured tier and quality, else of its fast-tier codec,
+        else of the generic one (configured tier, then fast)."""
+        candidates = self._candidates(codec_class) + self._candidates(FALLBACK_CLASS)
+        path = next(p for p in candidates if p.exists() or p == candidates[-1])
+        if path != candidates[0]:
+            logger.info("no %s: class %s uses %s", candidates[0].name, codec_class, path.name)
+        return path
 
     def codec_for(self, codec_class: str) -> LoadedCodec:
-        """The class's own codec at the configured tier and quality, else the generic one."""
+        """The class's own codec at the configured tier and quality, else the fallback of :meth:`path_for`."""
         if codec_class not in self._by_class:
             self._by_class[codec_class] = self._load(self.path_for(codec_class))
         return self._by_class[codec_class]

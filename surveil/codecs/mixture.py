@@ -1,15 +1,23 @@
-"""The high-efficiency tier: cheng2020's attention transforms with a Gaussian-mixture entropy model and a
-checkerboard context (He et al. 2021), trained by this project (no published weights use the mixture).
+"""The high-efficiency tier: the fast tier's transforms with cheng2020's attention blocks at the latents, a
+Gaussian-mixture entropy model and a checkerboard context (He et al. 2021), trained by this project (no published
+weights use the mixture).
 
 The latent ``y`` is coded in two passes. Anchors (``(row + column)`` even) are coded from the hyperprior alone;
 the other half is coded from the hyperprior plus a masked convolution over the decoded anchors. Both passes are
 parallel over the picture, so decoding is two network passes, not one per latent as in a serial context model.
 
-Each latent's probability is a mixture of ``K`` discretised Gaussians. Its table is computed per latent from the
-mixture (weights, means, scales) and quantised to the entropy coder's integer precision. As in the fast tier, the
-networks that produce these parameters (``h_s``, the context convolution and the entropy-parameter network) run
-in float64 on one CPU thread at both ends, one region at a time, so the encoder and every decoder build the same
-integer tables (tested by golden md5s).
+Each latent's probability is a mixture of ``K`` discretised Gaussians. The mixture is parameterised as a
+correction of the hyperprior's own Gaussian: each component's mean is the hyperprior mean plus a shift, its scale
+the hyperprior scale times a gain, from the entropy-parameter network; ``y`` is quantised around the hyperprior
+mean, as the fast tier quantises it. The attention blocks are gated by a per-channel gain that starts at zero. So a
+model built from a trained fast codec (:meth:`from_fast`) starts as that codec, values sent and pixels decoded, and
+training only adds what the context and the mixture buy:
+training cheng2020 from scratch takes a GPU, fine-tuning this takes a few thousand CPU steps.
+
+A latent's table is computed from its mixture (weights, means, scales) and quantised to the entropy coder's integer
+precision. As in the fast tier, the networks that produce these parameters (``h_s``, the context convolution and
+the entropy-parameter network) run in float64 on one CPU thread at both ends, one region at a time, so the encoder
+and every decoder build the same integer tables (tested by golden md5s).
 """
 
 from __future__ import annotations
@@ -17,24 +25,17 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from dataclasses import replace
 
 import torch
 from compressai.ans import BufferedRansEncoder, RansDecoder
-from compressai.entropy_models import EntropyBottleneck, GaussianMixtureConditional
-from compressai.layers import (
-    AttentionBlock,
-    CheckerboardMaskedConv2d,
-    ResidualBlock,
-    ResidualBlockUpsample,
-    ResidualBlockWithStride,
-    conv3x3,
-    subpel_conv3x3,
-)
-from compressai.models import CompressionModel
-from compressai.ops import quantize_ste
+from compressai.entropy_models import GaussianMixtureConditional
+from compressai.layers import AttentionBlock, CheckerboardMaskedConv2d
+from compressai.models import CompressionModel, MeanScaleHyperprior
+from compressai.ops import LowerBound, quantize_ste
 from torch import nn
 
-from surveil.codecs.model import CodecArch, single_threaded
+from surveil.codecs.model import CodecArch, RegionCodecModel, single_threaded
 from surveil.errors import SurveilError
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ logger = logging.getLogger(__name__)
 MIXTURES = 3  # Gaussians per latent, as in cheng2020
 CDF_PRECISION = 16  # bits of the entropy coder's integer tables
 MAX_SYMBOL = 255  # |round(y)| is capped here; the largest magnitude of a region travels in the y string's first byte
-SCALE_MIN = 0.11
+SCALE_MIN = 0.11  # as CompressAI's Gaussian conditional bounds its scales
+INIT_SPREAD = 0.01  # weight scale of the last entropy-parameter layer: near zero, yet the components differ
 
 
 def anchor_mask(height: int, width: int) -> torch.Tensor:
@@ -52,78 +54,83 @@ def anchor_mask(height: int, width: int) -> torch.Tensor:
     return ((rows + cols) % 2 == 0).view(1, 1, height, width)
 
 
+class GatedAttention(nn.Module):
+    """cheng2020's attention block behind a per-channel gain that starts at zero (the identity)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.attention = AttentionBlock(channels)
+        self.gain = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.gain * (self.attention(x) - x)
+
+
 class MixtureCodecModel(CompressionModel):
-    """cheng2020-attention transforms, hyperprior, checkerboard context, Gaussian-mixture likelihoods."""
+    """Fast-tier transforms plus attention, hyperprior, checkerboard context, Gaussian-mixture likelihoods."""
 
     def __init__(self, arch: CodecArch) -> None:
         super().__init__()
         self.arch = arch
-        self.n = n = arch.n
-        self.g_a = nn.Sequential(
-            ResidualBlockWithStride(3, n, stride=2),
-            ResidualBlock(n, n),
-            ResidualBlockWithStride(n, n, stride=2),
-            AttentionBlock(n),
-            ResidualBlock(n, n),
-            ResidualBlockWithStride(n, n, stride=2),
-            ResidualBlock(n, n),
-            conv3x3(n, n, stride=2),
-            AttentionBlock(n),
-        )
-        self.g_s = nn.Sequential(
-            AttentionBlock(n),
-            ResidualBlock(n, n),
-            ResidualBlockUpsample(n, n, 2),
-            ResidualBlock(n, n),
-            ResidualBlockUpsample(n, n, 2),
-            AttentionBlock(n),
-            ResidualBlock(n, n),
-            ResidualBlockUpsample(n, n, 2),
-            ResidualBlock(n, n),
-            subpel_conv3x3(n, 3, 2),
-        )
-        self.h_a = nn.Sequential(
-            conv3x3(n, n),
-            nn.LeakyReLU(inplace=True),
-            conv3x3(n, n),
-            nn.LeakyReLU(inplace=True),
-            conv3x3(n, n, stride=2),
-            nn.LeakyReLU(inplace=True),
-            conv3x3(n, n),
-            nn.LeakyReLU(inplace=True),
-            conv3x3(n, n, stride=2),
-        )
-        self.h_s = nn.Sequential(
-            conv3x3(n, n),
-            nn.LeakyReLU(inplace=True),
-            subpel_conv3x3(n, n, 2),
-            nn.LeakyReLU(inplace=True),
-            conv3x3(n, n * 3 // 2),
-            nn.LeakyReLU(inplace=True),
-            subpel_conv3x3(n * 3 // 2, n * 3 // 2, 2),
-            nn.LeakyReLU(inplace=True),
-            conv3x3(n * 3 // 2, n * 2),
-        )
-        self.context_prediction = CheckerboardMaskedConv2d(n, 2 * n, kernel_size=5, padding=2, stride=1)
+        self.m = m = arch.m
+        base = MeanScaleHyperprior(N=arch.n, M=m)
+        self.g_a = nn.Sequential(*base.g_a, GatedAttention(m))
+        self.g_s = nn.Sequential(GatedAttention(m), *base.g_s)
+        self.h_a, self.h_s = base.h_a, base.h_s  # h_s: the hyperprior's (scales, means), 2m channels
+        self.entropy_bottleneck = base.entropy_bottleneck
+        self.context_prediction = CheckerboardMaskedConv2d(m, 2 * m, kernel_size=5, padding=2, stride=1)
         self.entropy_parameters = nn.Sequential(
-            nn.Conv2d(n * 4, n * 10 // 3, 1),
+            nn.Conv2d(m * 4, m * 10 // 3, 1),
             nn.LeakyReLU(inplace=True),
-            nn.Conv2d(n * 10 // 3, n * 8 // 3, 1),
+            nn.Conv2d(m * 10 // 3, m * 8 // 3, 1),
             nn.LeakyReLU(inplace=True),
-            nn.Conv2d(n * 8 // 3, 3 * MIXTURES * n, 1),
+            nn.Conv2d(m * 8 // 3, 3 * MIXTURES * m, 1),
         )
-        self.entropy_bottleneck = EntropyBottleneck(n)
+        last = self.entropy_parameters[-1]
+        nn.init.normal_(last.weight, std=INIT_SPREAD)
+        nn.init.zeros_(last.bias)
+        self.scale_bound = LowerBound(SCALE_MIN)
         self.gaussian_conditional = GaussianMixtureConditional(K=MIXTURES)
         self._exact: nn.ModuleDict | None = None
 
+    @classmethod
+    def from_fast(cls, fast: RegionCodecModel) -> MixtureCodecModel:
+        """A high-tier model that starts as the trained fast codec ``fast``: its transforms, hyperprior and
+        hyper-latent coder; attention and mixture start neutral."""
+        from surveil.codecs.model import MIXTURE_FAMILY
+
+        model = cls(replace(fast.arch, family=MIXTURE_FAMILY))
+        state = {}
+        for key, value in fast.state_dict().items():
+            if key.startswith(("gaussian_conditional.", "_h_s_exact.")):
+                continue
+            if key.startswith("g_s."):  # the attention block comes first in this g_s
+                index, rest = key[4:].split(".", 1)
+                key = f"g_s.{int(index) + 1}.{rest}"
+            state[key] = value
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        fresh = ("g_a.7.", "g_s.0.", "context_prediction.", "entropy_parameters.", "gaussian_conditional.")
+        if unexpected or any(not key.startswith(fresh) and key != "scale_bound.bound" for key in missing):
+            raise SurveilError(f"fast codec does not fit the high tier: missing {missing}, unexpected {unexpected}")
+        return model
+
     # --- training -------------------------------------------------------------------------------------------------
-    def _mixture(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(scales, means, weights), each (B, K * n, H, W) laid out mixture-major as GaussianMixtureConditional
-        expects; the weights are a softmax over the K components of each latent."""
+    def _mixture(self, hyper: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(scales, means, weights), each (B, K * m, H, W) laid out mixture-major as GaussianMixtureConditional
+        expects: component k's mean is the hyperprior mean plus a shift, its scale the (bounded) hyperprior scale
+        times a gain, its weight a softmax over the K components of each latent."""
         b, _, h, w = params.shape
-        scales, means, logits = params.chunk(3, 1)
-        weights = torch.softmax(logits.reshape(b, MIXTURES, self.n, h, w), dim=1).reshape(b, MIXTURES * self.n, h, w)
-        return scales.abs(), means, weights
+        base_scales, base_means = (t.unsqueeze(1) for t in hyper.chunk(2, 1))
+        if base_scales.dtype == torch.float64:  # the coder's exact path: no gradient, same bound
+            base_scales = base_scales.clamp_min(SCALE_MIN)
+        else:
+            base_scales = self.scale_bound(base_scales)
+        shifts, log_gains, logits = params.reshape(b, 3, MIXTURES, self.m, h, w).unbind(1)
+        shape = (b, MIXTURES * self.m, h, w)
+        scales = (base_scales * torch.exp(log_gains.clamp(max=8.0))).reshape(shape)
+        means = (base_means + shifts).reshape(shape)
+        weights = torch.softmax(logits, dim=1).reshape(shape)
+        return scales, means, weights
 
     def _params(self, hyper: torch.Tensor, y_context_source: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
         ctx = self.context_prediction(y_context_source) * (~anchors).to(hyper.dtype)  # anchors see no context
@@ -134,11 +141,16 @@ class MixtureCodecModel(CompressionModel):
         z = self.h_a(y)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
         hyper = self.h_s(z_hat)
-        y_hat = quantize_ste(y)  # what the decoder will see, passed straight through to the gradients
+        offsets = _offsets(hyper)
+        y_hat = quantize_ste(y - offsets) + offsets  # what the decoder will see; straight-through gradients
         anchors = anchor_mask(*y.shape[-2:]).to(y.device)
         params = self._params(hyper, y_hat * anchors.to(y.dtype), anchors)
-        scales, means, weights = self._mixture(params)
-        _, y_likelihoods = self.gaussian_conditional(y, scales, means, weights)
+        scales, means, weights = self._mixture(hyper, params)
+        if self.training:  # the rate of y under uniform noise, as CompressAI trains it
+            _, y_likelihoods = self.gaussian_conditional(y, scales, means, weights)
+        else:  # the rate of the values the coder sends
+            coder = self.gaussian_conditional
+            y_likelihoods = coder.likelihood_lower_bound(coder._likelihood(y_hat, scales, means, weights))
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
     # --- coding ---------------------------------------------------------------------------------------------------
@@ -171,13 +183,21 @@ class MixtureCodecModel(CompressionModel):
         with single_threaded(True):
             ctx = torch.zeros_like(hyper) if y_anchors is None else self._exact["context_prediction"](y_anchors)
             params = self._exact["entropy_parameters"](torch.cat([hyper, ctx], dim=1))
-        return self._mixture(params)
+            return self._mixture(hyper, params)
 
     def _tables(
-        self, scales: torch.Tensor, means: torch.Tensor, weights: torch.Tensor, where: torch.Tensor, bound: int
+        self,
+        scales: torch.Tensor,
+        means: torch.Tensor,
+        weights: torch.Tensor,
+        offsets: torch.Tensor,
+        where: torch.Tensor,
+        bound: int,
     ) -> list[list[int]]:
-        """Integer CDF of every selected latent over the symbols -bound..bound, from its mixture, in float64."""
-        select = where.expand_as(scales[:, : self.n])
+        """Integer CDF of every selected latent over the symbols -bound..bound (``round(y - offsets)``), from its
+        mixture, in float64."""
+        means = means - offsets.repeat(1, MIXTURES, 1, 1)  # in symbol units
+        select = where.expand_as(scales[:, : self.m])
         comps = [
             (s[select], m[select], w[select])
             for s, m, w in zip(
@@ -201,13 +221,14 @@ class MixtureCodecModel(CompressionModel):
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
         y_strings = []
         for i in range(x.shape[0]):
-            symbols = torch.round(y[i : i + 1].cpu().double()).clamp_(-MAX_SYMBOL, MAX_SYMBOL)
+            hyper = self._exact_hyper(z_hat[i : i + 1])
+            offsets = _offsets(hyper)
+            symbols = torch.round(y[i : i + 1].cpu().double() - offsets).clamp_(-MAX_SYMBOL, MAX_SYMBOL)
             bound = max(1, int(symbols.abs().max().item()))
             anchors = anchor_mask(*symbols.shape[-2:])
-            hyper = self._exact_hyper(z_hat[i : i + 1])
             encoder = BufferedRansEncoder()
-            for where, context in ((anchors, None), (~anchors, symbols * anchors)):
-                tables = self._tables(*self._exact_params(hyper, context), where, bound)
+            for where, context in ((anchors, None), (~anchors, (symbols + offsets) * anchors)):
+                tables = self._tables(*self._exact_params(hyper, context), offsets, where, bound)
                 values = (symbols[where.expand_as(symbols)] + bound).int().tolist()
                 encoder.encode_with_indexes(
                     values, list(range(len(values))), tables, [len(t) for t in tables], [0] * len(values)
@@ -226,21 +247,29 @@ class MixtureCodecModel(CompressionModel):
         bound = y_string[0]
         height, width = shape[0] * 4, shape[1] * 4
         anchors = anchor_mask(height, width)
-        symbols = torch.zeros(1, self.n, height, width, dtype=torch.float64)
+        symbols = torch.zeros(1, self.m, height, width, dtype=torch.float64)
         hyper = self._exact_hyper(z_hat)
+        offsets = _offsets(hyper)
         decoder = RansDecoder()
         decoder.set_stream(y_string[1:])
         for where in (anchors, ~anchors):
-            context = None if where is anchors else symbols * anchors  # the anchors, decoded by the first pass
-            tables = self._tables(*self._exact_params(hyper, context), where, bound)
+            # the second pass sees the anchors, decoded by the first
+            context = None if where is anchors else (symbols + offsets) * anchors
+            tables = self._tables(*self._exact_params(hyper, context), offsets, where, bound)
             values = decoder.decode_stream(
                 list(range(len(tables))), tables, [len(t) for t in tables], [0] * len(tables)
             )
             symbols[where.expand_as(symbols)] = torch.tensor(values, dtype=torch.float64) - bound
-        y_hat = symbols.to(device=self.device_name, dtype=torch.float32)
+        y_hat = (symbols + offsets).to(device=self.device_name, dtype=torch.float32)
         with single_threaded(self.device_name == "cpu"):
             x_hat = self.g_s(y_hat).clamp_(0, 1)
         return {"x_hat": x_hat}
+
+
+def _offsets(hyper: torch.Tensor) -> torch.Tensor:
+    """The hyperprior's means, around which ``y`` is quantised (as the fast tier quantises it): a high-tier model
+    built from a fast codec then sends the same values and reconstructs the same pixels from the start."""
+    return hyper.chunk(2, 1)[1]
 
 
 def _integer_cdfs(pmf: torch.Tensor) -> list[list[int]]:

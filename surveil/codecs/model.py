@@ -30,7 +30,7 @@ from surveil.types import CodecId
 logger = logging.getLogger(__name__)
 
 ARCH_FAMILY = "msh"  # mean-scale hyperprior (the fast tier)
-MIXTURE_FAMILY = "cgm"  # cheng2020 attention + Gaussian mixture + checkerboard context (the high-efficiency tier)
+MIXTURE_FAMILY = "cgm"  # attention + Gaussian mixture + checkerboard context (the high-efficiency tier)
 LATENT_STRIDE = 64  # canvas pixels per hyper-latent element: g_a downsamples by 16, h_a by 4 more
 STRINGS_PER_REGION = 2  # the entropy-coded latents y and z
 _NOT_LEARNED = ("_h_s_exact.",)  # derived at load time; files written before it left the module tree still carry it
@@ -39,7 +39,7 @@ _NOT_LEARNED = ("_h_s_exact.",)  # derived at load time; files written before it
 @dataclass(frozen=True)
 class CodecArch:
     n: int = 64
-    m: int = 96  # latent channels (the mixture family has m == n)
+    m: int = 96  # latent channels
     family: str = ARCH_FAMILY
 
     @property
@@ -47,7 +47,7 @@ class CodecArch:
         return f"{self.family}-n{self.n}m{self.m}"
 
 
-TIERS = {"fast": CodecArch(), "high": CodecArch(n=64, m=64, family=MIXTURE_FAMILY)}
+TIERS = {"fast": CodecArch(), "high": CodecArch(family=MIXTURE_FAMILY)}
 
 
 def tier_of(arch_name: str) -> str:
@@ -66,8 +66,6 @@ def build_model(arch: CodecArch) -> nn.Module:
     if arch.family == MIXTURE_FAMILY:
         from surveil.codecs.mixture import MixtureCodecModel
 
-        if arch.m != arch.n:
-            raise SurveilError(f"{arch.name}: the mixture family codes n latent channels (m must equal n)")
         return MixtureCodecModel(arch)
     raise SurveilError(f"unknown codec architecture family {arch.family!r}")
 

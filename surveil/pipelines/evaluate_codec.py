@@ -382,6 +382,8 @@ def run_codec_evaluation(
             continue
         if codec_class != "generic" and (generic := _learned_curve("generic", qualities, tier, crops, weights_dir)):
             anchors[tier][f"generic {tier}"] = generic_curves[f"generic {tier}"] = generic
+        if tier == "high" and "fast" in learned:  # what the high tier buys over the codec it is fine-tuned from
+            anchors[tier][f"{codec_class} fast"] = learned["fast"]
         anchors[tier] |= conventional
     pixels = sum(mask.size for _, mask in crops)
     title = f"{codec_class}: {len(crops)} held-out crops, {pixels / len(crops):.0f} canvas pixels on average"

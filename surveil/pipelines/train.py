@@ -35,6 +35,7 @@ from compressai.entropy_models import EntropyModel
 from torch import nn
 from tqdm import tqdm
 
+from surveil.codecs.mixture import MixtureCodecModel
 from surveil.codecs.model import TIERS, build_model, load_codec, save_codec
 from surveil.errors import SurveilError
 from surveil.pipelines.dataset import DATASETS_ROOT, load_split_with_masks
@@ -197,6 +198,7 @@ def _stage_of(meta: dict) -> dict:
         "lr": recipe.get("lr"),
         "seed": recipe.get("seed"),
         "precision": recipe.get("precision", "fp32"),
+        "tier": recipe.get("tier", "fast"),
     }
 
 
@@ -218,7 +220,10 @@ def train(s: TrainSettings) -> Path:
         model = init.model
         lineage = [*init.meta.get("lineage", []), _stage_of(init.meta)]
         logger.info("starting from %s", s.init)
-        if init.model.arch != TIERS[s.tier]:
+        if s.tier == "high" and init.model.arch == TIERS["fast"]:
+            model = MixtureCodecModel.from_fast(init.model)  # the fast codec plus a neutral context and mixture
+            logger.info("high tier built on the fast codec %s", s.init)
+        elif init.model.arch != TIERS[s.tier]:
             raise SurveilError(f"{s.init} is a {init.model.arch.name} codec, not of the {s.tier} tier")
     else:
         model = build_model(TIERS[s.tier])
