@@ -26,7 +26,10 @@
 #  15. face q0 and q1 (patch seed 6) and person q1 and q2 (seed 7) from their stage-13 files;
 #  16. person q3 and q4 (patch seed 7) from their stage-14 files;
 #  17. face q2 (patch seed 6) from its stage-14 file; person q0 from its stage-14 file at a peak learning rate of
-#      1e-4 (seed 6).
+#      1e-4 (seed 6);
+#  18. the high tier: each face point's committed fast file with attention, a checkerboard context and a Gaussian
+#      mixture added (codecs/mixture.py), fine-tuned 2000 steps (peak lr 3e-4, patch seed 8, fp32), after the
+#      fast-tier rounds above.
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -198,3 +201,11 @@ for spec in "${ROUNDS[@]}"; do
   # shellcheck disable=SC2086  # the spec's words are round's arguments
   round $spec
 done
+# 18. the high tier, from the fast files the rounds above committed
+running=0
+for q in 0 1 2 3 4; do
+  train face "$q" 2000 "weights/face_high_q$q.pt" --tier high --run-dir "runs/face_high_q$q" \
+    --init "weights/face_q$q.pt" --lr 3e-4 --seed 8 --precision fp32 &
+  ((++running % 2)) || wait
+done
+wait

@@ -23,7 +23,8 @@ from surveil.paths import PROJECT_WEIGHTS
 
 # Pinned outputs of the committed weights on the crop below. A change means the weights, CompressAI's entropy
 # coder or the model's coding path changed: streams recorded before would no longer decode the same. Pinned: the
-# edge's default rate point (q1) and q2 and q3 for every class with its own codec, and the lowest person point. The
+# edge's default rate point (q1) and q2 and q3 for every class with its own codec, the lowest person point, and
+# q1 and q2 of the high tier. The
 # decoded md5 is of the float64 reference decode (conftest.reference_decode), the same on any CPU; the decoder's own
 # pixels must lie within a rounding step of it (another CPU's float32 kernels can move a rare pixel by one).
 GOLDEN = {
@@ -66,6 +67,14 @@ GOLDEN = {
     "generic_q3.pt": {
         "bitstream_md5": "6ec931416d8a312bf324c399780fe8cf",
         "decoded_md5": "7f1afd13aa45bcc46697ac8f90f98864",
+    },
+    "face_high_q1.pt": {
+        "bitstream_md5": "d4ab516983749c3c25e5a2b9d43c682f",
+        "decoded_md5": "ad32ef182664583aa2ccc8dbf7480c9b",
+    },
+    "face_high_q2.pt": {
+        "bitstream_md5": "8c36b0ce0c10d4cebebb23093810e4d5",
+        "decoded_md5": "e7c3785a3022e538be002d2843fa5c50",
     },
 }
 
@@ -147,11 +156,23 @@ def test_unknown_codec_identity_is_a_clear_error() -> None:
         library.by_id(replace(known, quality=9))
 
 
-def test_real_rate_matches_the_likelihoods(crop_and_mask: tuple[np.ndarray, np.ndarray]) -> None:
+@pytest.mark.parametrize("name", ["person_q3.pt", "face_high_q2.pt"])
+def test_real_rate_matches_the_likelihoods(name: str, crop_and_mask: tuple[np.ndarray, np.ndarray]) -> None:
     """After the tables are rebuilt, the entropy coder writes what the trained likelihoods promise, within a few
-    percent, on a crop like those the codec was trained for."""
+    percent, on a crop like those the codec was trained for (the high tier's per-latent mixture tables included)."""
     from surveil.pipelines.evaluate_codec import rate_check
 
-    estimated, actual = rate_check(_weights("person_q3.pt"), [crop_and_mask])
+    estimated, actual = rate_check(_weights(name), [crop_and_mask])
     assert estimated > 0.1
     assert abs(actual / estimated - 1) < 0.05
+
+
+def test_high_tier_files_leave_out_what_the_model_rebuilds() -> None:
+    """The checkerboard mask and the unused scale tables are not stored (a third of the file); loading rebuilds
+    the mask, and a high-tier codec's own tier is what the library serves at that tier."""
+    state = torch.load(_weights("face_high_q2.pt"), map_location="cpu", weights_only=True)["state_dict"]
+    assert "context_prediction.mask" not in state
+    codec = load_codec(_weights("face_high_q2.pt"))
+    mask = codec.model.context_prediction.mask
+    assert mask[..., 2, 2].sum() == 0 and mask[..., 2, 1].all()  # no centre tap; the 4-neighbours (anchors) seen
+    assert CodecLibrary(PROJECT_WEIGHTS, quality=2, tier="high").codec_for("face").codec_id == codec.codec_id

@@ -69,6 +69,16 @@ class GatedAttention(nn.Module):
 class MixtureCodecModel(CompressionModel):
     """Fast-tier transforms plus attention, hyperprior, checkerboard context, Gaussian-mixture likelihoods."""
 
+    # Buffers a weight file leaves out, as the constructor builds them: the context's fixed checkerboard mask, and
+    # the mixture conditional's scale tables (this coder builds its tables per latent from the mixture instead).
+    DERIVED_STATE = (
+        "context_prediction.mask",
+        "gaussian_conditional._quantized_cdf",
+        "gaussian_conditional._offset",
+        "gaussian_conditional._cdf_length",
+        "gaussian_conditional.scale_table",
+    )
+
     def __init__(self, arch: CodecArch) -> None:
         super().__init__()
         self.arch = arch
@@ -92,6 +102,12 @@ class MixtureCodecModel(CompressionModel):
         self.scale_bound = LowerBound(SCALE_MIN)
         self.gaussian_conditional = GaussianMixtureConditional(K=MIXTURES)
         self._exact: nn.ModuleDict | None = None
+
+    def load_state_dict(self, state_dict: dict, strict: bool = True):  # type: ignore[override]
+        """As nn.Module's, with the derived buffers a weight file leaves out taken from this model as built."""
+        own = self.state_dict()
+        derived = {k: own[k] for k in self.DERIVED_STATE if k not in state_dict}
+        return super().load_state_dict({**derived, **state_dict}, strict=strict)
 
     @classmethod
     def from_fast(cls, fast: RegionCodecModel) -> MixtureCodecModel:

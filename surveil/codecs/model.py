@@ -152,7 +152,8 @@ def save_codec(model: nn.Module, path: Path, meta: dict) -> str:
     zero (a model fine-tuned from such a file would meet log(0) and diverge).
     """
     parameters = {name for name, _ in model.named_parameters()}
-    state = {k: (v.half() if k in parameters else v) for k, v in model.state_dict().items()}
+    derived = getattr(model, "DERIVED_STATE", ())
+    state = {k: (v.half() if k in parameters else v) for k, v in model.state_dict().items() if k not in derived}
     path.parent.mkdir(parents=True, exist_ok=True)
     arch = {"n": model.arch.n, "m": model.arch.m, "family": model.arch.family}
     torch.save({"arch": arch, "meta": meta, "state_dict": state}, path)
@@ -170,7 +171,12 @@ def load_codec(path: Path, device: str = "cpu") -> LoadedCodec:
         arch = CodecArch(**checkpoint["arch"])  # files from before the mixture tier carry no family: msh
         model = build_model(arch)
         state = {k: (v.float() if v.is_floating_point() else v) for k, v in checkpoint["state_dict"].items()}
-        model.load_state_dict({k: v for k, v in state.items() if not k.startswith(_NOT_LEARNED)})
+        missing, unexpected = model.load_state_dict(
+            {k: v for k, v in state.items() if not k.startswith(_NOT_LEARNED)}, strict=False
+        )
+        missing = [k for k in missing if k not in getattr(model, "DERIVED_STATE", ())]  # rebuilt, never stored
+        if missing or unexpected:
+            raise SurveilError(f"state does not fit {arch.name}: missing {missing}, unexpected {unexpected}")
         meta = checkpoint["meta"]
         codec_id = CodecId(
             arch=arch.name,
