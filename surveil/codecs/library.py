@@ -45,8 +45,9 @@ class CodecLibrary:
         self.tier = tier
         self._by_class: dict[str, LoadedCodec] = {}
         self._by_key: dict[str, LoadedCodec] = {}
-        if not any(path.exists() for path in self._candidates(FALLBACK_CLASS)):
-            wanted = " or ".join(str(path) for path in self._candidates(FALLBACK_CLASS))
+        fallbacks = self._candidates(FALLBACK_CLASS)
+        if not any(path.exists() for path in fallbacks):
+            wanted = " or ".join(str(path) for path in fallbacks)
             available = sorted(p.name for p in self.weights_dir.glob("*.pt"))
             raise SurveilError(f"codec weights missing: {wanted} (available: {', '.join(available) or 'none'})")
 

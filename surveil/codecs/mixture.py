@@ -35,7 +35,7 @@ from compressai.models import CompressionModel, MeanScaleHyperprior
 from compressai.ops import LowerBound, quantize_ste
 from torch import nn
 
-from surveil.codecs.model import CodecArch, RegionCodecModel, single_threaded
+from surveil.codecs.model import MIXTURE_FAMILY, CodecArch, RegionCodecModel, single_threaded
 from surveil.errors import SurveilError
 
 logger = logging.getLogger(__name__)
@@ -113,8 +113,6 @@ class MixtureCodecModel(CompressionModel):
     def from_fast(cls, fast: RegionCodecModel) -> MixtureCodecModel:
         """A high-tier model that starts as the trained fast codec ``fast``: its transforms, hyperprior and
         hyper-latent coder; attention and mixture start neutral."""
-        from surveil.codecs.model import MIXTURE_FAMILY
-
         model = cls(replace(fast.arch, family=MIXTURE_FAMILY))
         state = {}
         for key, value in fast.state_dict().items():
