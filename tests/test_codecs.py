@@ -69,12 +69,12 @@ GOLDEN = {
         "decoded_md5": "7f1afd13aa45bcc46697ac8f90f98864",
     },
     "face_high_q1.pt": {
-        "bitstream_md5": "d4ab516983749c3c25e5a2b9d43c682f",
-        "decoded_md5": "ad32ef182664583aa2ccc8dbf7480c9b",
+        "bitstream_md5": "fae66ebe96f630d5eff186cde3d0fbcb",
+        "decoded_md5": "f570cf9f1ea0c227f8c84c11b34e0178",
     },
     "face_high_q2.pt": {
-        "bitstream_md5": "8c36b0ce0c10d4cebebb23093810e4d5",
-        "decoded_md5": "e7c3785a3022e538be002d2843fa5c50",
+        "bitstream_md5": "fc8a116c85220a53098b646532b74c7f",
+        "decoded_md5": "5d3648d66b9930d04f3a4d29471ed0cd",
     },
 }
 
