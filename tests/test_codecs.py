@@ -76,6 +76,14 @@ GOLDEN = {
         "bitstream_md5": "fc8a116c85220a53098b646532b74c7f",
         "decoded_md5": "5d3648d66b9930d04f3a4d29471ed0cd",
     },
+    "person_high_q1.pt": {
+        "bitstream_md5": "109895efc7a57386a355965bc394ab7b",
+        "decoded_md5": "8220480c40e2a7cebf6331ee7b30fbd2",
+    },
+    "person_high_q2.pt": {
+        "bitstream_md5": "e18d31f546eeb7cef041aa795086a8ce",
+        "decoded_md5": "decb2e15f445963e8282f35d439f41c1",
+    },
 }
 
 
