@@ -69,12 +69,12 @@ GOLDEN = {
         "decoded_md5": "7f1afd13aa45bcc46697ac8f90f98864",
     },
     "face_high_q1.pt": {
-        "bitstream_md5": "fae66ebe96f630d5eff186cde3d0fbcb",
-        "decoded_md5": "f570cf9f1ea0c227f8c84c11b34e0178",
+        "bitstream_md5": "19291b296586a18c7608a4eb3928647c",
+        "decoded_md5": "c8aca24d6fbf087a79a7a42da2d94a3c",
     },
     "face_high_q2.pt": {
-        "bitstream_md5": "fc8a116c85220a53098b646532b74c7f",
-        "decoded_md5": "5d3648d66b9930d04f3a4d29471ed0cd",
+        "bitstream_md5": "4d3463e7a4496b594578c0a1ff4514d3",
+        "decoded_md5": "87ea133690682dea2524c83d8a1de9c6",
     },
     "person_high_q1.pt": {
         "bitstream_md5": "109895efc7a57386a355965bc394ab7b",
