@@ -32,7 +32,8 @@
 #      fast-tier rounds above;
 #  19. each face high point continued 2000 steps from its stage-18 file (the same recipe, patch seed 9), and the
 #      person high tier built on the committed person fast files by the stage-18 recipe;
-#  20. each face high point continued 2000 steps from its stage-19 file (patch seed 10).
+#  20. each face high point continued 2000 steps from its stage-19 file (patch seed 10), each person high point
+#      from its stage-19 file (patch seed 9).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -205,7 +206,7 @@ for spec in "${ROUNDS[@]}"; do
   round $spec
 done
 # 18. the high tier, from the fast files the rounds above committed; 19. face high continued, person high;
-# 20. face high continued
+# 20. face and person high continued
 high() {  # class quality out run_dir init seed: the high tier's 2000-step recipe
   train "$1" "$2" 2000 "$3" --tier high --run-dir "$4" --init "$5" --lr 3e-4 --seed "$6" --precision fp32
 }
@@ -221,13 +222,17 @@ for q in 0 1 2 3 4; do
   ((++running % 2)) || wait
 done
 for q in 0 1 2 3 4; do
-  high person "$q" "weights/person_high_q$q.pt" "runs/person_high_q$q" "weights/person_q$q.pt" 8 &
+  high person "$q" "runs/person_high_q${q}_s19.pt" "runs/person_high_q$q" "weights/person_q$q.pt" 8 &
   ((++running % 2)) || wait
 done
 wait
 running=0
 for q in 0 1 2 3 4; do
   high face "$q" "weights/face_high_q$q.pt" "runs/face_high_q${q}_s20" "runs/face_high_q${q}_s19.pt" 10 &
+  ((++running % 2)) || wait
+done
+for q in 0 1 2 3 4; do
+  high person "$q" "weights/person_high_q$q.pt" "runs/person_high_q${q}_s20" "runs/person_high_q${q}_s19.pt" 9 &
   ((++running % 2)) || wait
 done
 wait

@@ -77,12 +77,12 @@ GOLDEN = {
         "decoded_md5": "87ea133690682dea2524c83d8a1de9c6",
     },
     "person_high_q1.pt": {
-        "bitstream_md5": "109895efc7a57386a355965bc394ab7b",
-        "decoded_md5": "8220480c40e2a7cebf6331ee7b30fbd2",
+        "bitstream_md5": "aaa083574592c3ea49955b6b5664f308",
+        "decoded_md5": "15a1dc83c4f52e69f6033ec12a1c10a8",
     },
     "person_high_q2.pt": {
-        "bitstream_md5": "e18d31f546eeb7cef041aa795086a8ce",
-        "decoded_md5": "decb2e15f445963e8282f35d439f41c1",
+        "bitstream_md5": "fe5b789f5ca904594ec9ea4783c921d0",
+        "decoded_md5": "edb25900e6c21ba427dd820cdfba00f7",
     },
 }
 
