@@ -210,29 +210,21 @@ done
 high() {  # class quality out run_dir init seed: the high tier's 2000-step recipe
   train "$1" "$2" 2000 "$3" --tier high --run-dir "$4" --init "$5" --lr 3e-4 --seed "$6" --precision fp32
 }
+high_round() {  # class seed init out run_dir, Q in each path standing for the quality: one round, two runs at a time
+  local q
+  for q in 0 1 2 3 4; do
+    high "$1" "$q" "${4//Q/$q}" "${5//Q/$q}" "${3//Q/$q}" "$2" &
+    ((++running % 2)) || wait
+  done
+}
 running=0
-for q in 0 1 2 3 4; do
-  high face "$q" "runs/face_high_q${q}_s18.pt" "runs/face_high_q$q" "weights/face_q$q.pt" 8 &
-  ((++running % 2)) || wait
-done
+high_round face 8 weights/face_qQ.pt runs/face_high_qQ_s18.pt runs/face_high_qQ
 wait
 running=0
-for q in 0 1 2 3 4; do
-  high face "$q" "runs/face_high_q${q}_s19.pt" "runs/face_high_q${q}_s19" "runs/face_high_q${q}_s18.pt" 9 &
-  ((++running % 2)) || wait
-done
-for q in 0 1 2 3 4; do
-  high person "$q" "runs/person_high_q${q}_s19.pt" "runs/person_high_q$q" "weights/person_q$q.pt" 8 &
-  ((++running % 2)) || wait
-done
+high_round face 9 runs/face_high_qQ_s18.pt runs/face_high_qQ_s19.pt runs/face_high_qQ_s19
+high_round person 8 weights/person_qQ.pt runs/person_high_qQ_s19.pt runs/person_high_qQ
 wait
 running=0
-for q in 0 1 2 3 4; do
-  high face "$q" "weights/face_high_q$q.pt" "runs/face_high_q${q}_s20" "runs/face_high_q${q}_s19.pt" 10 &
-  ((++running % 2)) || wait
-done
-for q in 0 1 2 3 4; do
-  high person "$q" "weights/person_high_q$q.pt" "runs/person_high_q${q}_s20" "runs/person_high_q${q}_s19.pt" 9 &
-  ((++running % 2)) || wait
-done
+high_round face 10 runs/face_high_qQ_s19.pt weights/face_high_qQ.pt runs/face_high_qQ_s20
+high_round person 9 runs/person_high_qQ_s19.pt weights/person_high_qQ.pt runs/person_high_qQ_s20
 wait
