@@ -33,7 +33,8 @@
 #  19. each face high point continued 2000 steps from its stage-18 file (the same recipe, patch seed 9), and the
 #      person high tier built on the committed person fast files by the stage-18 recipe;
 #  20. each face high point continued 2000 steps from its stage-19 file (patch seed 10), each person high point
-#      from its stage-19 file (patch seed 9).
+#      from its stage-19 file (patch seed 9);
+#  21. each person high point continued 2000 steps from its stage-20 file (patch seed 10).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -206,14 +207,18 @@ for spec in "${ROUNDS[@]}"; do
   round $spec
 done
 # 18. the high tier, from the fast files the rounds above committed; 19. face high continued, person high;
-# 20. face and person high continued
+# 20. face and person high continued; 21. person high continued
 high() {  # class quality out run_dir init seed: the high tier's 2000-step recipe
   train "$1" "$2" 2000 "$3" --tier high --run-dir "$4" --init "$5" --lr 3e-4 --seed "$6" --precision fp32
 }
-high_round() {  # class seed init out run_dir, Q in each path standing for the quality: one round, two runs at a time
-  local q
-  for q in 0 1 2 3 4; do
-    high "$1" "$q" "${4//Q/$q}" "${5//Q/$q}" "${3//Q/$q}" "$2" &
+high_round() {  # class seed init out run_dir [qualities...], Q in each path standing for the quality: one round of
+  # the given points (all five by default), two runs at a time
+  local class=$1 seed=$2 init=$3 out=$4 run_dir=$5 q
+  shift 5
+  local qualities=("$@")
+  ((${#qualities[@]})) || qualities=(0 1 2 3 4)
+  for q in "${qualities[@]}"; do
+    high "$class" "$q" "${out//Q/$q}" "${run_dir//Q/$q}" "${init//Q/$q}" "$seed" &
     ((++running % 2)) || wait
   done
 }
@@ -226,5 +231,8 @@ high_round person 8 weights/person_qQ.pt runs/person_high_qQ_s19.pt runs/person_
 wait
 running=0
 high_round face 10 runs/face_high_qQ_s19.pt weights/face_high_qQ.pt runs/face_high_qQ_s20
-high_round person 9 runs/person_high_qQ_s19.pt weights/person_high_qQ.pt runs/person_high_qQ_s20
+high_round person 9 runs/person_high_qQ_s19.pt runs/person_high_qQ_s20.pt runs/person_high_qQ_s20
+wait
+running=0
+high_round person 10 runs/person_high_qQ_s20.pt weights/person_high_qQ.pt runs/person_high_qQ_s21
 wait

@@ -77,12 +77,12 @@ GOLDEN = {
         "decoded_md5": "87ea133690682dea2524c83d8a1de9c6",
     },
     "person_high_q1.pt": {
-        "bitstream_md5": "aaa083574592c3ea49955b6b5664f308",
-        "decoded_md5": "15a1dc83c4f52e69f6033ec12a1c10a8",
+        "bitstream_md5": "cf811f4db7d53ab85bcd9aba9dfb08a4",
+        "decoded_md5": "71070306aad91933f85d99e59032741e",
     },
     "person_high_q2.pt": {
-        "bitstream_md5": "fe5b789f5ca904594ec9ea4783c921d0",
-        "decoded_md5": "edb25900e6c21ba427dd820cdfba00f7",
+        "bitstream_md5": "2670d03df0efee1e0aaf3174e235cfe3",
+        "decoded_md5": "8bfa062fc9220e0d43d0b1482245d953",
     },
 }
 
