@@ -34,7 +34,8 @@
 #      person high tier built on the committed person fast files by the stage-18 recipe;
 #  20. each face high point continued 2000 steps from its stage-19 file (patch seed 10), each person high point
 #      from its stage-19 file (patch seed 9);
-#  21. each person high point continued 2000 steps from its stage-20 file (patch seed 10).
+#  21. face high q2 to q4 continued 2000 steps from their stage-20 files (patch seed 11), each person high point
+#      from its stage-20 file (patch seed 10).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -207,7 +208,7 @@ for spec in "${ROUNDS[@]}"; do
   round $spec
 done
 # 18. the high tier, from the fast files the rounds above committed; 19. face high continued, person high;
-# 20. face and person high continued; 21. person high continued
+# 20. face and person high continued; 21. face high q2 to q4 and person high continued
 high() {  # class quality out run_dir init seed: the high tier's 2000-step recipe
   train "$1" "$2" 2000 "$3" --tier high --run-dir "$4" --init "$5" --lr 3e-4 --seed "$6" --precision fp32
 }
@@ -230,9 +231,11 @@ high_round face 9 runs/face_high_qQ_s18.pt runs/face_high_qQ_s19.pt runs/face_hi
 high_round person 8 weights/person_qQ.pt runs/person_high_qQ_s19.pt runs/person_high_qQ
 wait
 running=0
-high_round face 10 runs/face_high_qQ_s19.pt weights/face_high_qQ.pt runs/face_high_qQ_s20
+high_round face 10 runs/face_high_qQ_s19.pt weights/face_high_qQ.pt runs/face_high_qQ_s20 0 1
+high_round face 10 runs/face_high_qQ_s19.pt runs/face_high_qQ_s20.pt runs/face_high_qQ_s20 2 3 4
 high_round person 9 runs/person_high_qQ_s19.pt runs/person_high_qQ_s20.pt runs/person_high_qQ_s20
 wait
 running=0
+high_round face 11 runs/face_high_qQ_s20.pt weights/face_high_qQ.pt runs/face_high_qQ_s21 2 3 4
 high_round person 10 runs/person_high_qQ_s20.pt weights/person_high_qQ.pt runs/person_high_qQ_s21
 wait

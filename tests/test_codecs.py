@@ -73,8 +73,8 @@ GOLDEN = {
         "decoded_md5": "c8aca24d6fbf087a79a7a42da2d94a3c",
     },
     "face_high_q2.pt": {
-        "bitstream_md5": "4d3463e7a4496b594578c0a1ff4514d3",
-        "decoded_md5": "87ea133690682dea2524c83d8a1de9c6",
+        "bitstream_md5": "317d2daa590fa6b107026c18bd236dee",
+        "decoded_md5": "6aff114993befb1f073754f0263d82a2",
     },
     "person_high_q1.pt": {
         "bitstream_md5": "cf811f4db7d53ab85bcd9aba9dfb08a4",
