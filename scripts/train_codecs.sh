@@ -186,7 +186,7 @@ for spec in "${ROUNDS[@]}"; do
     FINAL[${class}_q$q]=$stage
   done
 done
-file_of() {  # class quality stage
+file_of() {  # class (or class_high for the high tier) quality stage
   if [[ ${FINAL[$1_q$2]} == "$3" ]]; then
     echo "weights/$1_q$2.pt"
   else
@@ -207,35 +207,44 @@ for spec in "${ROUNDS[@]}"; do
   # shellcheck disable=SC2086  # the spec's words are round's arguments
   round $spec
 done
-# 18. the high tier, from the fast files the rounds above committed; 19. face high continued, person high;
-# 20. face and person high continued; 21. face high q2 to q4 and person high continued
-high() {  # class quality out run_dir init seed: the high tier's 2000-step recipe
-  train "$1" "$2" 2000 "$3" --tier high --run-dir "$4" --init "$5" --lr 3e-4 --seed "$6" --precision fp32
-}
-high_round() {  # class seed init out run_dir [qualities...], Q in each path standing for the quality: one round of
-  # the given points (all five by default), two runs at a time
-  local class=$1 seed=$2 init=$3 out=$4 run_dir=$5 q
-  shift 5
-  local qualities=("$@")
-  ((${#qualities[@]})) || qualities=(0 1 2 3 4)
-  for q in "${qualities[@]}"; do
-    high "$class" "$q" "${out//Q/$q}" "${run_dir//Q/$q}" "${init//Q/$q}" "$seed" &
+# 18 onwards: rounds of the high tier's 2000-step recipe (fp32). Stage 18 and person's stage 19 start from the class's
+# committed fast file ("fast"); every other round continues the points' files of an earlier stage, as the rounds
+# above do, and a point's file of the last round that names it is its committed file.
+HIGH_ROUNDS=(  # stage from_stage class patch_seed qualities..., in order; one stage's runs share the 2 cores
+  "18 fast face 8 0 1 2 3 4"
+  "19 18 face 9 0 1 2 3 4"
+  "19 fast person 8 0 1 2 3 4"
+  "20 19 face 10 0 1 2 3 4"
+  "20 19 person 9 0 1 2 3 4"
+  "21 20 face 11 2 3 4"  # face q0 and q1 were left out of stage 21 for time
+  "21 20 person 10 0 1 2 3 4"
+)
+for spec in "${HIGH_ROUNDS[@]}"; do
+  read -r stage _ class _ qualities <<<"$spec"
+  for q in $qualities; do
+    FINAL[${class}_high_q$q]=$stage
+  done
+done
+high_round() {  # stage from_stage class patch_seed qualities...; two runs at a time, counting across one stage
+  local stage=$1 from=$2 class=$3 seed=$4 q init
+  shift 4
+  for q in "$@"; do
+    if [[ $from == fast ]]; then init=weights/${class}_q$q.pt; else init=$(file_of "${class}_high" "$q" "$from"); fi
+    train "$class" "$q" 2000 "$(file_of "${class}_high" "$q" "$stage")" --tier high \
+      --run-dir "runs/${class}_high_q${q}_s$stage" --init "$init" --lr 3e-4 --seed "$seed" --precision fp32 &
     ((++running % 2)) || wait
   done
 }
 running=0
-high_round face 8 weights/face_qQ.pt runs/face_high_qQ_s18.pt runs/face_high_qQ
-wait
-running=0
-high_round face 9 runs/face_high_qQ_s18.pt runs/face_high_qQ_s19.pt runs/face_high_qQ_s19
-high_round person 8 weights/person_qQ.pt runs/person_high_qQ_s19.pt runs/person_high_qQ
-wait
-running=0
-high_round face 10 runs/face_high_qQ_s19.pt weights/face_high_qQ.pt runs/face_high_qQ_s20 0 1
-high_round face 10 runs/face_high_qQ_s19.pt runs/face_high_qQ_s20.pt runs/face_high_qQ_s20 2 3 4
-high_round person 9 runs/person_high_qQ_s19.pt runs/person_high_qQ_s20.pt runs/person_high_qQ_s20
-wait
-running=0
-high_round face 11 runs/face_high_qQ_s20.pt weights/face_high_qQ.pt runs/face_high_qQ_s21 2 3 4
-high_round person 10 runs/person_high_qQ_s20.pt weights/person_high_qQ.pt runs/person_high_qQ_s21
+previous_stage=
+for spec in "${HIGH_ROUNDS[@]}"; do
+  read -r stage _ <<<"$spec"
+  if [[ $stage != "$previous_stage" ]]; then
+    wait
+    running=0
+    previous_stage=$stage
+  fi
+  # shellcheck disable=SC2086  # the spec's words are high_round's arguments
+  high_round $spec
+done
 wait
