@@ -62,21 +62,17 @@ def main() -> int:
     checks: list[tuple[str, Path, Golden, Golden]] = []
     for name, pinned in sorted(test_codecs.GOLDEN.items()):
         checks.append((name, Path(test_codecs.__file__), pinned, golden_entry(PROJECT_WEIGHTS / name, canvas)))
-    refined = golden_entry(PROJECT_WEIGHTS / "person_q2.pt", canvas, mask, test_codecs_refine.STEPS)
-    checks.append(
-        (
-            f"person_q2.pt refined {test_codecs_refine.STEPS} steps",
-            Path(test_codecs_refine.__file__),
-            test_codecs_refine.GOLDEN_REFINED,
-            refined,
+    for name, pinned in sorted(test_codecs_refine.GOLDEN_REFINED.items()):
+        now = golden_entry(PROJECT_WEIGHTS / name, canvas, mask, test_codecs_refine.STEPS)
+        checks.append(
+            (f"{name} refined {test_codecs_refine.STEPS} steps", Path(test_codecs_refine.__file__), pinned, now)
         )
-    )
 
     changed = 0
     for label, path, pinned, now in checks:
         status = "same" if now == pinned else "CHANGED"
         changed += now != pinned
-        print(f"{label:32s} {status:8s} bitstream {now['bitstream_md5']}  decoded {now['decoded_md5']}")
+        print(f"{label:36s} {status:8s} bitstream {now['bitstream_md5']}  decoded {now['decoded_md5']}")
         if args.write and now != pinned:
             _replace_in(path, pinned, now)
     print(f"{changed} of {len(checks)} pinned entries changed" + (" and written" if args.write and changed else ""))

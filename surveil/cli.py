@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_whole_number(0),
         default=0,
         metavar="N",
-        help="also evaluate the fast tier with each crop's latents refined for N steps (the edge's codec.refine_steps)",
+        help="also evaluate each tier with each crop's latents refined for N steps (the edge's codec.refine_steps)",
     )
     ev.set_defaults(func=_cmd_eval_codec)
     return parser

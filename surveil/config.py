@@ -64,7 +64,7 @@ class CodecConfig:
     # this, 0-255) is sent without payload: its signalling only. 0 sends every region's pixels.
     reuse_key_below: float = 10.0
     # Encoder-side refinement: steps of per-region optimisation of the latents for the region's own rate and object
-    # pixels (codecs/refine.py; fast tier only). Fewer bits for the same picture, one synthesis forward and backward
+    # pixels (codecs/refine.py; either tier). Fewer bits for the same picture, one synthesis forward and backward
     # pass per step: 0 keeps a CPU edge real-time, 50 is the evaluated setting for a GPU edge or offline coding.
     refine_steps: int = 0
 
@@ -215,8 +215,6 @@ def _check_values(config: Config) -> None:
     ]:
         if value not in choices:
             raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}, got {value!r}")
-    if config.codec.refine_steps and config.codec.tier != "fast":
-        raise ConfigError("config key 'codec.refine_steps' applies to the fast tier only (set it to 0 or tier: fast)")
     for key, name in [("camera", config.camera), *((f"classes.{c}", c) for c in config.classes)]:
         if not name or "/" in name:  # names travel in topics (<camera>/obj/<class>)
             raise ConfigError(f"config key '{key}': name {name!r} must be non-empty and contain no '/'")

@@ -133,7 +133,6 @@ def test_wrong_type_is_named(tmp_path: Path, values: dict, dotted: str) -> None:
         ({"codec": {"quality": -1}}, "codec.quality"),
         ({"codec": {"quality": 5}}, "codec.quality"),  # no such rate point: would fail later on a missing file
         ({"codec": {"refine_steps": -1}}, "codec.refine_steps"),
-        ({"codec": {"refine_steps": 10, "tier": "high"}}, "codec.refine_steps"),  # refinement is the fast tier's
         ({"background": {"crf": 60}}, "background.crf"),
         ({"background": {"crf": -5}}, "background.crf"),  # x264 refuses it mid-stream
         ({"background": {"refresh_s": -1}}, "background.refresh_s"),

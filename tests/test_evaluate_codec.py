@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from surveil.paths import find_data
+from surveil.pipelines import evaluate_codec
 from surveil.pipelines.evaluate_codec import (
     RDPoint,
     _nal_payload_bytes,
@@ -87,3 +88,23 @@ def test_anchors_trade_rate_for_quality(kodak_crops: list[tuple[np.ndarray, np.n
     ):
         assert low.bpp < high.bpp and low.psnr < high.psnr
         assert 20 < low.psnr < high.psnr < 60
+
+
+def test_evaluation_refines_each_tier(
+    kodak_crops: list[tuple[np.ndarray, np.ndarray]], tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --refine-steps, both tiers get a refined curve; the refined high tier is set against the refined fast."""
+    monkeypatch.setattr(evaluate_codec, "held_out_crops", lambda codec_class: kodak_crops)
+    out = tmp_path / "eval_person.md"
+    evaluate_codec.run_codec_evaluation("person", [1, 2], out, refine_steps=2)
+    text = out.read_text()
+    assert "fast tier, latents refined per crop (2 steps)" in text
+    assert "high tier, latents refined per crop (2 steps)" in text
+    bd_lines = text.split("BD-rate (PSNR / MS-SSIM dB")[1].split("\n\n")[1].splitlines()
+    columns = [c.strip() for c in bd_lines[0].strip("|").split("|")]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in bd_lines[2:]}
+    assert list(rows) == ["person fast", "person high", "person fast+refine2", "person high+refine2"]
+    against_refined_fast = columns.index("vs person fast+refine2")
+    assert rows["person high+refine2"][against_refined_fast] != "-"
+    assert rows["person high"][against_refined_fast] == "-"
+    assert out.with_suffix(".png").stat().st_size > 0

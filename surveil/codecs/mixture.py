@@ -230,11 +230,15 @@ class MixtureCodecModel(CompressionModel):
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> dict:
         y = self.g_a(x)
-        z = self.h_a(y)
+        return self.compress_latents(y, self.h_a(y))
+
+    @torch.no_grad()
+    def compress_latents(self, y: torch.Tensor, z: torch.Tensor) -> dict:
+        """Code latents given directly (those of ``g_a`` and ``h_a``, or refined ones; see codecs/refine.py)."""
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
         y_strings = []
-        for i in range(x.shape[0]):
+        for i in range(y.shape[0]):
             hyper = self._exact_hyper(z_hat[i : i + 1])
             offsets = _offsets(hyper)
             symbols = torch.round(y[i : i + 1].cpu().double() - offsets).clamp_(-MAX_SYMBOL, MAX_SYMBOL)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from compressai.ops.bound_ops import LowerBoundFunction
 
+from surveil.codecs.mixture import MixtureCodecModel, anchor_mask
 from surveil.codecs.model import RegionCodecModel
 from surveil.errors import SurveilError
 from surveil.regions.centring import STATION_MARGIN_PX, grow_mask
@@ -43,33 +44,76 @@ def _ste_round(v: torch.Tensor) -> torch.Tensor:
     return v + (torch.round(v) - v).detach()
 
 
-def _coded_cost(
-    model: RegionCodecModel, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, lmbda: float
-) -> torch.Tensor:
-    """Per-region ``lambda * 255^2 * MSE(object) + bits / canvas pixels`` of the latents as the coder rounds them."""
-    eb, gc = model.entropy_bottleneck, model.gaussian_conditional
+def _hyper_latent_bits(
+    model: RegionCodecModel | MixtureCodecModel, z: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``z`` rounded around the factorized prior's medians, as the coder rounds it, and its bits per region."""
+    eb = model.entropy_bottleneck
     n, c = z.shape[:2]
     medians = eb.quantiles[:, 0, 1].view(1, -1, 1, 1)
     z_hat = _ste_round(z - medians) + medians
     z_likelihoods, _, _ = eb._likelihood(z_hat.permute(1, 0, 2, 3).reshape(c, 1, -1))
     z_likelihoods = eb.likelihood_lower_bound(z_likelihoods).reshape(c, n, -1).permute(1, 0, 2)
+    return z_hat, -torch.log2(z_likelihoods).flatten(1).sum(1)
+
+
+def _gaussian_latent_bits(
+    model: RegionCodecModel, y: torch.Tensor, z_hat: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fast tier: ``y`` rounded around the hyperprior's means, and its bits per region under its Gaussians."""
+    gc = model.gaussian_conditional
     scales, means = model.h_s(z_hat).chunk(2, 1)
     residual = _ste_round(y - means)
-    y_hat = residual + means
     # GaussianConditional._likelihood, with its bounds brought to the latents' device (the coding copy stays on the CPU)
     scales = LowerBoundFunction.apply(scales, gc.lower_bound_scale.bound.to(scales.device))
     upper = gc._standardized_cumulative((0.5 - residual.abs()) / scales)
     lower = gc._standardized_cumulative((-0.5 - residual.abs()) / scales)
     y_likelihoods = LowerBoundFunction.apply(upper - lower, gc.likelihood_lower_bound.bound.to(scales.device))
-    bits = -(torch.log2(y_likelihoods).flatten(1).sum(1) + torch.log2(z_likelihoods).flatten(1).sum(1))
+    return residual + means, -torch.log2(y_likelihoods).flatten(1).sum(1)
+
+
+def _mixture_latent_bits(
+    model: MixtureCodecModel, y: torch.Tensor, z_hat: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The high tier: ``y`` rounded around the hyperprior's means, and its bits per region under the Gaussian
+    mixtures, the non-anchors' conditioned on the rounded anchors (the checkerboard context, as the coder sends)."""
+    hyper = model.h_s(z_hat)
+    offsets = hyper.chunk(2, 1)[1]
+    y_hat = _ste_round(y - offsets) + offsets
+    anchors = anchor_mask(*y.shape[-2:]).to(y.device)
+    params = model._params(hyper, y_hat * anchors.to(y.dtype), anchors)
+    coder = model.gaussian_conditional
+    y_likelihoods = coder.likelihood_lower_bound(coder._likelihood(y_hat, *model._mixture(hyper, params)))
+    return y_hat, -torch.log2(y_likelihoods).flatten(1).sum(1)
+
+
+def _coded_cost(
+    model: RegionCodecModel | MixtureCodecModel,
+    y: torch.Tensor,
+    z: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    lmbda: float,
+) -> torch.Tensor:
+    """Per-region ``lambda * 255^2 * MSE(object) + bits / canvas pixels`` of the latents as the coder rounds them."""
+    z_hat, z_bits = _hyper_latent_bits(model, z)
+    if isinstance(model, MixtureCodecModel):
+        y_hat, y_bits = _mixture_latent_bits(model, y, z_hat)
+    else:
+        y_hat, y_bits = _gaussian_latent_bits(model, y, z_hat)
     x_hat = model.g_s(y_hat).clamp(0, 1)
     squared = ((x_hat - x) ** 2 * weight).flatten(1).sum(1)
     mse = squared / (weight.flatten(1).sum(1) * x.shape[1]).clamp(min=1.0)
-    return lmbda * 255**2 * mse + bits / (x.shape[-2] * x.shape[-1])
+    return lmbda * 255**2 * mse + (y_bits + z_bits) / (x.shape[-2] * x.shape[-1])
 
 
 def refine_latents(
-    model: torch.nn.Module, x: torch.Tensor, weight: torch.Tensor, lmbda: float, steps: int, lr: float = REFINE_LR
+    model: RegionCodecModel | MixtureCodecModel,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    lmbda: float,
+    steps: int,
+    lr: float = REFINE_LR,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Latents ``(y, z)`` of the canvases ``x`` (N,3,H,W) after ``steps`` Adam steps on their coded cost
     (``weight``: (N,1,H,W), where the distortion counts; ``lmbda``: the codec's training lambda).
@@ -77,8 +121,8 @@ def refine_latents(
     Each region keeps its own best iterate (Adam's update is per element, so a batch refines its regions
     independently). The model's parameters are not touched.
     """
-    if not isinstance(model, RegionCodecModel):
-        raise SurveilError(f"latent refinement is implemented for the fast tier only, not {type(model).__name__}")
+    if not isinstance(model, RegionCodecModel | MixtureCodecModel):
+        raise SurveilError(f"latent refinement is not implemented for {type(model).__name__}")
     weight = weight.to(x.device)
     with torch.no_grad():
         y = model.g_a(x)

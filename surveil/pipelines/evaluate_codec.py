@@ -353,17 +353,18 @@ def run_codec_evaluation(
     """Evaluate every tier of the class that has trained weights in ``weights_dir`` (candidates can be judged before
     they are committed); write the tables (markdown) and the plot (PNG).
 
-    With ``refine_steps``, the fast tier is also evaluated with its latents refined per crop (codecs/refine.py), as
-    a curve of its own against the conventional anchors (not against the generic codec, whose encoder is not refined
-    here: that comparison would favour the class codec)."""
+    With ``refine_steps``, each tier is also evaluated with its latents refined per crop (codecs/refine.py), as a
+    curve of its own against the conventional anchors (not against the generic codec, whose encoder is not refined
+    here: that comparison would favour the class codec); the refined high tier is also set against the refined fast
+    tier."""
     torch.set_grad_enabled(False)
     crops = held_out_crops(codec_class)
     learned = {
         tier: curve for tier in tiers if (curve := _learned_curve(codec_class, qualities, tier, crops, weights_dir))
     }
-    refined_key = f"fast+refine{refine_steps}"
-    if refine_steps and "fast" in learned:
-        learned[refined_key] = _learned_curve(codec_class, qualities, "fast", crops, weights_dir, refine_steps)
+    refined = {f"{tier}+refine{refine_steps}": tier for tier in list(learned) if refine_steps}
+    for key, tier in refined.items():
+        learned[key] = _learned_curve(codec_class, qualities, tier, crops, weights_dir, refine_steps)
     if not learned:
         wanted = [str(weight_file(weights_dir, codec_class, q, t)) for t in tiers for q in qualities]
         raise SurveilError(f"no trained weights: none of {', '.join(wanted)} (train them with 'surveil train')")
@@ -377,8 +378,10 @@ def run_codec_evaluation(
     generic_curves: dict[str, list[RDPoint]] = {}
     for tier in learned:
         anchors[tier] = {}
-        if tier == refined_key:
-            anchors[tier] = dict(conventional)
+        if tier in refined:
+            if refined[tier] == "high" and (fast_refined := f"fast+refine{refine_steps}") in learned:
+                anchors[tier][f"{codec_class} {fast_refined}"] = learned[fast_refined]
+            anchors[tier] |= conventional
             continue
         if codec_class != "generic" and (generic := _learned_curve("generic", qualities, tier, crops, weights_dir)):
             anchors[tier][f"generic {tier}"] = generic_curves[f"generic {tier}"] = generic
@@ -390,7 +393,11 @@ def run_codec_evaluation(
     sections = [title]
     for tier, curve in learned.items():
         table = comparison_table(curve, anchors[tier])
-        label = f"fast tier, latents refined per crop ({refine_steps} steps)" if tier == refined_key else f"{tier} tier"
+        label = (
+            f"{refined[tier]} tier, latents refined per crop ({refine_steps} steps)"
+            if tier in refined
+            else f"{tier} tier"
+        )
         sections.append(f"{label}, each rate point against each anchor:\n\n{table}")
     sections.append(
         "BD-rate (PSNR / MS-SSIM dB; negative: fewer bits for the same quality):\n\n" + bd_table(learned, anchors)
