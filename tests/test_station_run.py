@@ -191,29 +191,43 @@ def test_faces_travel_apart_and_a_station_not_cleared_for_them_never_sees_them(t
     assert sum(r["class"] == "person" for r in cleared) == sum(r["class"] == "person" for r in everything)
 
 
+def _person_bytes(recording: Path, tmp_path: Path) -> list[int]:
+    """Payload bytes of every person region the station decodes from a recording (all FRAMES frames decoded)."""
+    events = tmp_path / f"{recording.stem}.jsonl"
+    result = _run(["decode", "--input", str(recording), "--output", str(tmp_path / "o.mp4"), "--events", str(events)])
+    assert result.returncode == 0, result.stderr
+    assert f"decode: {FRAMES} frames" in result.stdout
+    return [r["bytes"] for e in _events(events) for r in e["regions"] if r["class"] == "person"]
+
+
+def _record(vtest: Path, tmp_path: Path, name: str, codec_yaml: str) -> Path:
+    """The first FRAMES frames encoded to a recording with this ``codec:`` section."""
+    config = tmp_path / f"{name}.yaml"
+    config.write_text("codec:\n" + codec_yaml)
+    recording = tmp_path / f"{name}.rec"
+    args = ["encode", "--config", str(config), "--input", str(vtest), "--record", str(recording)]
+    result = _run([*args, "--max-frames", str(FRAMES)])
+    assert result.returncode == 0, result.stderr
+    return recording
+
+
 def test_refined_regions_cost_fewer_bytes_and_decode(
     vtest: Path, recorded: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
 ) -> None:
     """codec.refine_steps changes only the edge's encoder: the same regions, fewer person bytes (2.7% fewer on
     these frames at 20 steps; the refinement lowers the rate-distortion cost, of which bytes are one part), the same
     decoder."""
+    refined = _record(vtest, tmp_path, "refined", "  refine_steps: 20\n")
+    plain, better = _person_bytes(recorded[0], tmp_path), _person_bytes(refined, tmp_path)
+    assert len(better) == len(plain) >= 3 * FRAMES
+    assert all(b > 0 for b in better)
+    assert sum(better) < 0.99 * sum(plain), (sum(plain), sum(better))
 
-    def person_bytes(recording: Path) -> list[int]:
-        events = tmp_path / f"{recording.stem}.jsonl"
-        result = _run(
-            ["decode", "--input", str(recording), "--output", str(tmp_path / "o.mp4"), "--events", str(events)]
-        )
-        assert result.returncode == 0, result.stderr
-        assert f"decode: {FRAMES} frames" in result.stdout
-        return [r["bytes"] for e in _events(events) for r in e["regions"] if r["class"] == "person"]
 
-    config = tmp_path / "refine.yaml"
-    config.write_text("codec:\n  refine_steps: 20\n")
-    refined = tmp_path / "refined.rec"
-    args = ["encode", "--config", str(config), "--input", str(vtest), "--record", str(refined)]
-    result = _run([*args, "--max-frames", str(FRAMES)])
-    assert result.returncode == 0, result.stderr
-    plain, better = person_bytes(recorded[0]), person_bytes(refined)
+def test_refined_high_tier_regions_cost_fewer_bytes_and_decode(vtest: Path, tmp_path: Path) -> None:
+    """The same with the high tier: its refinement costs the rate under the mixtures and the checkerboard context."""
+    plain = _person_bytes(_record(vtest, tmp_path, "high", "  tier: high\n"), tmp_path)
+    better = _person_bytes(_record(vtest, tmp_path, "high_refined", "  tier: high\n  refine_steps: 20\n"), tmp_path)
     assert len(better) == len(plain) >= 3 * FRAMES
     assert all(b > 0 for b in better)
     assert sum(better) < 0.99 * sum(plain), (sum(plain), sum(better))
