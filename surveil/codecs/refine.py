@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from compressai.ops.bound_ops import LowerBoundFunction
 
-from surveil.codecs.mixture import MixtureCodecModel, anchor_mask
+from surveil.codecs.mixture import MixtureCodecModel, _offsets, anchor_mask
 from surveil.codecs.model import RegionCodecModel
 from surveil.errors import SurveilError
 from surveil.regions.centring import STATION_MARGIN_PX, grow_mask
@@ -78,7 +78,7 @@ def _mixture_latent_bits(
     """The high tier: ``y`` rounded around the hyperprior's means, and its bits per region under the Gaussian
     mixtures, the non-anchors' conditioned on the rounded anchors (the checkerboard context, as the coder sends)."""
     hyper = model.h_s(z_hat)
-    offsets = hyper.chunk(2, 1)[1]
+    offsets = _offsets(hyper)
     y_hat = _ste_round(y - offsets) + offsets
     anchors = anchor_mask(*y.shape[-2:]).to(y.device)
     params = model._params(hyper, y_hat * anchors.to(y.dtype), anchors)
