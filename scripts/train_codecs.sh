@@ -34,8 +34,8 @@
 #      person high tier built on the committed person fast files by the stage-18 recipe;
 #  20. each face high point continued 2000 steps from its stage-19 file (patch seed 10), each person high point
 #      from its stage-19 file (patch seed 9);
-#  21. face high q2 to q4 continued 2000 steps from their stage-20 files (patch seed 11), each person high point
-#      from its stage-20 file (patch seed 10).
+#  21. each face high point continued 2000 steps from its stage-20 file (patch seed 11; q0 and q1 a session
+#      after q2 to q4), each person high point from its stage-20 file (patch seed 10).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -216,7 +216,7 @@ HIGH_ROUNDS=(  # stage from_stage class patch_seed qualities..., in order; one s
   "19 fast person 8 0 1 2 3 4"
   "20 19 face 10 0 1 2 3 4"
   "20 19 person 9 0 1 2 3 4"
-  "21 20 face 11 2 3 4"  # face q0 and q1 were left out of stage 21 for time
+  "21 20 face 11 0 1 2 3 4"
   "21 20 person 10 0 1 2 3 4"
 )
 for spec in "${HIGH_ROUNDS[@]}"; do

@@ -69,8 +69,8 @@ GOLDEN = {
         "decoded_md5": "7f1afd13aa45bcc46697ac8f90f98864",
     },
     "face_high_q1.pt": {
-        "bitstream_md5": "19291b296586a18c7608a4eb3928647c",
-        "decoded_md5": "c8aca24d6fbf087a79a7a42da2d94a3c",
+        "bitstream_md5": "a34a9dbcbe092b81454fe6253c01b214",
+        "decoded_md5": "4285e1d9979516077e175ae1fbe9e620",
     },
     "face_high_q2.pt": {
         "bitstream_md5": "317d2daa590fa6b107026c18bd236dee",
