@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from surveil.paths import find_data
 from surveil.pipelines import evaluate_codec
@@ -108,3 +109,4 @@ def test_evaluation_refines_each_tier(
     assert rows["person high+refine2"][against_refined_fast] != "-"
     assert rows["person high"][against_refined_fast] == "-"
     assert out.with_suffix(".png").stat().st_size > 0
+    assert torch.is_grad_enabled()  # the evaluation leaves the caller's grad mode alone (training may follow)

@@ -342,6 +342,7 @@ def _learned_curve(
     return [learned_point(p, crops, refine_steps) for p in tqdm(paths, desc=desc, unit="quality")]
 
 
+@torch.no_grad()  # not set_grad_enabled(False): the caller's grad mode must outlive the evaluation
 def run_codec_evaluation(
     codec_class: str,
     qualities: list[int],
@@ -357,7 +358,6 @@ def run_codec_evaluation(
     curve of its own against the conventional anchors (not against the generic codec, whose encoder is not refined
     here: that comparison would favour the class codec); the refined high tier is also set against the refined fast
     tier."""
-    torch.set_grad_enabled(False)
     crops = held_out_crops(codec_class)
     learned = {
         tier: curve for tier in tiers if (curve := _learned_curve(codec_class, qualities, tier, crops, weights_dir))
