@@ -29,9 +29,14 @@ GOLDEN_REFINED = {
 
 
 @pytest.fixture(scope="module", params=list(GOLDEN_REFINED))
-def person_q2(request):
+def weights_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def person_q2(weights_name: str):
     """person q2 of each tier."""
-    return load_codec(PROJECT_WEIGHTS / request.param)
+    return load_codec(PROJECT_WEIGHTS / weights_name)
 
 
 def _coded_cost(codec, canvas: np.ndarray, mask: np.ndarray, strings: list[bytes], shape) -> tuple[float, float]:
@@ -53,14 +58,12 @@ def test_refined_stream_costs_less_and_decodes_as_usual(person_q2, crop_and_mask
     assert refined_bpp < plain_bpp  # the fill outside the object no longer costs bits
 
 
-@pytest.mark.parametrize("name", list(GOLDEN_REFINED))
-def test_refined_golden(name: str, crop_and_mask) -> None:
-    codec = load_codec(PROJECT_WEIGHTS / name)
+def test_refined_golden(weights_name: str, person_q2, crop_and_mask) -> None:
     canvas, mask = crop_and_mask
-    [(strings, shape)] = encode_canvases(codec, [canvas], [mask], STEPS)
-    reference = reference_decode(codec, strings, shape)
-    assert_within_a_rounding_step(decode_canvas(codec, strings, shape), reference)
-    assert golden_of(strings, reference) == GOLDEN_REFINED[name]
+    [(strings, shape)] = encode_canvases(person_q2, [canvas], [mask], STEPS)
+    reference = reference_decode(person_q2, strings, shape)
+    assert_within_a_rounding_step(decode_canvas(person_q2, strings, shape), reference)
+    assert golden_of(strings, reference) == GOLDEN_REFINED[weights_name]
 
 
 def test_batch_mates_do_not_change_a_region(person_q2, crop_and_mask) -> None:

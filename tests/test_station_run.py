@@ -211,6 +211,12 @@ def _record(vtest: Path, tmp_path: Path, name: str, codec_yaml: str) -> Path:
     return recording
 
 
+def _assert_same_regions_fewer_bytes(plain: list[int], better: list[int]) -> None:
+    assert len(better) == len(plain) >= 3 * FRAMES
+    assert all(b > 0 for b in better)
+    assert sum(better) < 0.99 * sum(plain), (sum(plain), sum(better))
+
+
 def test_refined_regions_cost_fewer_bytes_and_decode(
     vtest: Path, recorded: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
 ) -> None:
@@ -219,15 +225,11 @@ def test_refined_regions_cost_fewer_bytes_and_decode(
     decoder."""
     refined = _record(vtest, tmp_path, "refined", "  refine_steps: 20\n")
     plain, better = _person_bytes(recorded[0], tmp_path), _person_bytes(refined, tmp_path)
-    assert len(better) == len(plain) >= 3 * FRAMES
-    assert all(b > 0 for b in better)
-    assert sum(better) < 0.99 * sum(plain), (sum(plain), sum(better))
+    _assert_same_regions_fewer_bytes(plain, better)
 
 
 def test_refined_high_tier_regions_cost_fewer_bytes_and_decode(vtest: Path, tmp_path: Path) -> None:
     """The same with the high tier: its refinement costs the rate under the mixtures and the checkerboard context."""
     plain = _person_bytes(_record(vtest, tmp_path, "high", "  tier: high\n"), tmp_path)
     better = _person_bytes(_record(vtest, tmp_path, "high_refined", "  tier: high\n  refine_steps: 20\n"), tmp_path)
-    assert len(better) == len(plain) >= 3 * FRAMES
-    assert all(b > 0 for b in better)
-    assert sum(better) < 0.99 * sum(plain), (sum(plain), sum(better))
+    _assert_same_regions_fewer_bytes(plain, better)

@@ -150,21 +150,33 @@ class MixtureCodecModel(CompressionModel):
         ctx = self.context_prediction(y_context_source) * (~anchors).to(hyper.dtype)  # anchors see no context
         return self.entropy_parameters(torch.cat([hyper, ctx], dim=1))
 
+    def _sent_latents(self, y: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """``y`` as the decoder will see it (rounded around the hyperprior means, straight-through gradients) and the
+        mixture of every latent, the non-anchors' conditioned on the rounded anchors."""
+        offsets = _offsets(hyper)
+        y_hat = quantize_ste(y - offsets) + offsets
+        anchors = anchor_mask(*y.shape[-2:]).to(y.device)
+        params = self._params(hyper, y_hat * anchors.to(y.dtype), anchors)
+        return y_hat, self._mixture(hyper, params)
+
+    def coded_latents(self, y: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``y`` as the coder sends it and the likelihoods of those values (the rate the coder spends, up to its
+        table quantisation), differentiable in ``y``: the evaluation-mode rate, and the cost latent refinement
+        lowers (codecs/refine.py). ``hyper``: ``h_s`` of the rounded hyper-latent."""
+        y_hat, mixture = self._sent_latents(y, hyper)
+        coder = self.gaussian_conditional
+        return y_hat, coder.likelihood_lower_bound(coder._likelihood(y_hat, *mixture))
+
     def forward(self, x: torch.Tensor) -> dict:
         y = self.g_a(x)
         z = self.h_a(y)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
         hyper = self.h_s(z_hat)
-        offsets = _offsets(hyper)
-        y_hat = quantize_ste(y - offsets) + offsets  # what the decoder will see; straight-through gradients
-        anchors = anchor_mask(*y.shape[-2:]).to(y.device)
-        params = self._params(hyper, y_hat * anchors.to(y.dtype), anchors)
-        scales, means, weights = self._mixture(hyper, params)
         if self.training:  # the rate of y under uniform noise, as CompressAI trains it
-            _, y_likelihoods = self.gaussian_conditional(y, scales, means, weights)
+            y_hat, mixture = self._sent_latents(y, hyper)
+            _, y_likelihoods = self.gaussian_conditional(y, *mixture)
         else:  # the rate of the values the coder sends
-            coder = self.gaussian_conditional
-            y_likelihoods = coder.likelihood_lower_bound(coder._likelihood(y_hat, scales, means, weights))
+            y_hat, y_likelihoods = self.coded_latents(y, hyper)
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
     # --- coding ---------------------------------------------------------------------------------------------------

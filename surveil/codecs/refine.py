@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from compressai.ops.bound_ops import LowerBoundFunction
 
-from surveil.codecs.mixture import MixtureCodecModel, _offsets, anchor_mask
+from surveil.codecs.mixture import MixtureCodecModel
 from surveil.codecs.model import RegionCodecModel
 from surveil.errors import SurveilError
 from surveil.regions.centring import STATION_MARGIN_PX, grow_mask
@@ -75,15 +75,9 @@ def _gaussian_latent_bits(
 def _mixture_latent_bits(
     model: MixtureCodecModel, y: torch.Tensor, z_hat: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The high tier: ``y`` rounded around the hyperprior's means, and its bits per region under the Gaussian
-    mixtures, the non-anchors' conditioned on the rounded anchors (the checkerboard context, as the coder sends)."""
-    hyper = model.h_s(z_hat)
-    offsets = _offsets(hyper)
-    y_hat = _ste_round(y - offsets) + offsets
-    anchors = anchor_mask(*y.shape[-2:]).to(y.device)
-    params = model._params(hyper, y_hat * anchors.to(y.dtype), anchors)
-    coder = model.gaussian_conditional
-    y_likelihoods = coder.likelihood_lower_bound(coder._likelihood(y_hat, *model._mixture(hyper, params)))
+    """The high tier: ``y`` as its coder sends it, and its bits per region under the mixtures and the checkerboard
+    context."""
+    y_hat, y_likelihoods = model.coded_latents(y, model.h_s(z_hat))
     return y_hat, -torch.log2(y_likelihoods).flatten(1).sum(1)
 
 
