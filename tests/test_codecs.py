@@ -77,12 +77,12 @@ GOLDEN = {
         "decoded_md5": "6aff114993befb1f073754f0263d82a2",
     },
     "person_high_q1.pt": {
-        "bitstream_md5": "cf811f4db7d53ab85bcd9aba9dfb08a4",
-        "decoded_md5": "71070306aad91933f85d99e59032741e",
+        "bitstream_md5": "e376e422d89e3593567788999a7c84c0",
+        "decoded_md5": "0621d9b68d17c6b9dd1141cd94cdc190",
     },
     "person_high_q2.pt": {
-        "bitstream_md5": "2670d03df0efee1e0aaf3174e235cfe3",
-        "decoded_md5": "8bfa062fc9220e0d43d0b1482245d953",
+        "bitstream_md5": "bdbfef2430e29e741c7264bc911d01ab",
+        "decoded_md5": "6d199af00688f5e32a5fb44233aff2dc",
     },
 }
 

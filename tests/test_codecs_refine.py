@@ -22,8 +22,8 @@ GOLDEN_REFINED = {
         "decoded_md5": "9e0a4aac302fdb165f4f6447f2063b7d",
     },
     "person_high_q2.pt": {
-        "bitstream_md5": "b5676d6062ce1e0aabe677443e4ebd2a",
-        "decoded_md5": "ddb212c0cd033b46c1c0eaaee18d0707",
+        "bitstream_md5": "a8dbd0e76121b01374113f12860085b2",
+        "decoded_md5": "eb216f29fca1d4cb638b5c3df365b928",
     },
 }
 
