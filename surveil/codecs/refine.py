@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import torch
+from compressai.ops import quantize_ste
 from compressai.ops.bound_ops import LowerBoundFunction
 
 from surveil.codecs.mixture import MixtureCodecModel
@@ -40,10 +41,6 @@ def object_weights(masks: list[np.ndarray], margin: int = STATION_MARGIN_PX) -> 
     return torch.from_numpy(np.stack(grown).astype(np.float32)).unsqueeze(1)
 
 
-def _ste_round(v: torch.Tensor) -> torch.Tensor:
-    return v + (torch.round(v) - v).detach()
-
-
 def _hyper_latent_bits(
     model: RegionCodecModel | MixtureCodecModel, z: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,7 +48,7 @@ def _hyper_latent_bits(
     eb = model.entropy_bottleneck
     n, c = z.shape[:2]
     medians = eb.quantiles[:, 0, 1].view(1, -1, 1, 1)
-    z_hat = _ste_round(z - medians) + medians
+    z_hat = quantize_ste(z - medians) + medians
     z_likelihoods, _, _ = eb._likelihood(z_hat.permute(1, 0, 2, 3).reshape(c, 1, -1))
     z_likelihoods = eb.likelihood_lower_bound(z_likelihoods).reshape(c, n, -1).permute(1, 0, 2)
     return z_hat, -torch.log2(z_likelihoods).flatten(1).sum(1)
@@ -63,7 +60,7 @@ def _gaussian_latent_bits(
     """The fast tier: ``y`` rounded around the hyperprior's means, and its bits per region under its Gaussians."""
     gc = model.gaussian_conditional
     scales, means = model.h_s(z_hat).chunk(2, 1)
-    residual = _ste_round(y - means)
+    residual = quantize_ste(y - means)
     # GaussianConditional._likelihood, with its bounds brought to the latents' device (the coding copy stays on the CPU)
     scales = LowerBoundFunction.apply(scales, gc.lower_bound_scale.bound.to(scales.device))
     upper = gc._standardized_cumulative((0.5 - residual.abs()) / scales)
