@@ -69,12 +69,12 @@ GOLDEN = {
         "decoded_md5": "7f1afd13aa45bcc46697ac8f90f98864",
     },
     "face_high_q1.pt": {
-        "bitstream_md5": "a34a9dbcbe092b81454fe6253c01b214",
-        "decoded_md5": "4285e1d9979516077e175ae1fbe9e620",
+        "bitstream_md5": "9e1488b942d5b1dce44ff55f90a57c8b",
+        "decoded_md5": "d5d49b85c403f153f66a343dca6b775c",
     },
     "face_high_q2.pt": {
-        "bitstream_md5": "317d2daa590fa6b107026c18bd236dee",
-        "decoded_md5": "6aff114993befb1f073754f0263d82a2",
+        "bitstream_md5": "55c43a77ae2bc7f0910237e6dac069f2",
+        "decoded_md5": "22a720f6f7173d2ef640a9c61bdd838e",
     },
     "person_high_q1.pt": {
         "bitstream_md5": "e376e422d89e3593567788999a7c84c0",
