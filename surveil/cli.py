@@ -109,11 +109,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_codec(args: argparse.Namespace) -> int:
+    from surveil.paths import REPO_ROOT
     from surveil.pipelines.evaluate_codec import run_codec_evaluation
 
+    cache_dir = None if args.no_cache else args.cache_dir or REPO_ROOT / "out" / "eval_cache"
     print(
         run_codec_evaluation(
-            args.codec_class, args.qualities, args.out, tuple(args.tiers), args.weights_dir, args.refine_steps
+            args.codec_class,
+            args.qualities,
+            args.out,
+            tuple(args.tiers),
+            args.weights_dir,
+            args.refine_steps,
+            cache_dir,
         )
     )
     return 0
@@ -231,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also evaluate each tier with each crop's latents refined for N steps (the edge's codec.refine_steps)",
     )
+    ev.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="reuse learned-codec points measured before with the same weights, crops and code (out/eval_cache)",
+    )
+    ev.add_argument("--no-cache", action="store_true", help="measure every point again, and store none")
     ev.set_defaults(func=_cmd_eval_codec)
     return parser
 

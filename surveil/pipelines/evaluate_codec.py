@@ -30,6 +30,7 @@ from surveil.config import load_config
 from surveil.errors import SurveilError
 from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT
 from surveil.pipelines.dataset import DATASETS_ROOT, build_datasets, load_split_with_masks
+from surveil.pipelines.eval_cache import PointCache, code_digest, crops_digest
 from surveil.pipelines.fidelity import masked_ms_ssim, masked_psnr, ms_ssim_db
 
 logger = logging.getLogger(__name__)
@@ -336,10 +337,19 @@ def _learned_curve(
     crops: list,
     weights_dir: Path = PROJECT_WEIGHTS,
     refine_steps: int = 0,
+    cache: PointCache | None = None,
 ) -> list[RDPoint]:
     paths = [p for p in (weight_file(weights_dir, codec_class, q, tier) for q in qualities) if p.exists()]
     desc = f"{codec_class} {tier}" + (f" refined ({refine_steps} steps)" if refine_steps else "")
-    return [learned_point(p, crops, refine_steps) for p in tqdm(paths, desc=desc, unit="quality")]
+    curve = []
+    for path in tqdm(paths, desc=desc, unit="quality"):
+        if cache is not None and (stored := cache.get(path, refine_steps)) is not None:
+            curve.append(RDPoint(**stored))
+            continue
+        curve.append(learned_point(path, crops, refine_steps))
+        if cache is not None:
+            cache.put(path, refine_steps, curve[-1])
+    return curve
 
 
 @torch.no_grad()  # not set_grad_enabled(False): the caller's grad mode must outlive the evaluation
@@ -350,6 +360,7 @@ def run_codec_evaluation(
     tiers: tuple[str, ...] = tuple(TIERS),
     weights_dir: Path = PROJECT_WEIGHTS,
     refine_steps: int = 0,
+    cache_dir: Path | None = None,
 ) -> str:
     """Evaluate every tier of the class that has trained weights in ``weights_dir`` (candidates can be judged before
     they are committed); write the tables (markdown) and the plot (PNG).
@@ -357,14 +368,24 @@ def run_codec_evaluation(
     With ``refine_steps``, each tier is also evaluated with its latents refined per crop (codecs/refine.py), as a
     curve of its own against the conventional anchors (not against the generic codec, whose encoder is not refined
     here: that comparison would favour the class codec); the refined high tier is also set against the refined fast
-    tier."""
+    tier.
+
+    With ``cache_dir``, learned points measured before with the same weights, crops and code are reused from there
+    (eval_cache.py), and new ones are stored."""
     crops = held_out_crops(codec_class)
+    cache = (
+        PointCache(cache_dir, crops_digest(crops), code_digest((learned_point, _row, _average)))
+        if cache_dir is not None
+        else None
+    )
     learned = {
-        tier: curve for tier in tiers if (curve := _learned_curve(codec_class, qualities, tier, crops, weights_dir))
+        tier: curve
+        for tier in tiers
+        if (curve := _learned_curve(codec_class, qualities, tier, crops, weights_dir, cache=cache))
     }
     refined = {f"{tier}+refine{refine_steps}": tier for tier in list(learned) if refine_steps}
     for key, tier in refined.items():
-        learned[key] = _learned_curve(codec_class, qualities, tier, crops, weights_dir, refine_steps)
+        learned[key] = _learned_curve(codec_class, qualities, tier, crops, weights_dir, refine_steps, cache)
     if not learned:
         wanted = [str(weight_file(weights_dir, codec_class, q, t)) for t in tiers for q in qualities]
         raise SurveilError(f"no trained weights: none of {', '.join(wanted)} (train them with 'surveil train')")
@@ -383,7 +404,9 @@ def run_codec_evaluation(
                 anchors[tier][f"{codec_class} {fast_refined}"] = learned[fast_refined]
             anchors[tier] |= conventional
             continue
-        if codec_class != "generic" and (generic := _learned_curve("generic", qualities, tier, crops, weights_dir)):
+        if codec_class != "generic" and (
+            generic := _learned_curve("generic", qualities, tier, crops, weights_dir, cache=cache)
+        ):
             anchors[tier][f"generic {tier}"] = generic_curves[f"generic {tier}"] = generic
         if tier == "high" and "fast" in learned:  # what the high tier buys over the codec it is fine-tuned from
             anchors[tier][f"{codec_class} fast"] = learned["fast"]
@@ -391,6 +414,12 @@ def run_codec_evaluation(
     pixels = sum(mask.size for _, mask in crops)
     title = f"{codec_class}: {len(crops)} held-out crops, {pixels / len(crops):.0f} canvas pixels on average"
     sections = [title]
+    if cache is not None and cache.reused:
+        sections.append(
+            f"{cache.reused} of {cache.reused + cache.measured} learned-codec points were reused from earlier runs "
+            "with the same weights, crops, code and library versions (their times are those runs'); "
+            "`--no-cache` measures every point."
+        )
     for tier, curve in learned.items():
         table = comparison_table(curve, anchors[tier])
         label = (

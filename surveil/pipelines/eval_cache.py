@@ -1,0 +1,110 @@
+"""Learned-codec rate points kept between evaluations, so a re-run measures only the curves whose inputs changed.
+
+A point is reused only when everything that decides its numbers is the same: the weight file's bytes, the crops'
+pixels and masks, the refinement steps, the source of the code that encodes, decodes and scores (the codec package,
+fidelity.py and the caller's own measuring functions), the versions of torch, CompressAI and numpy, and the torch
+thread count (the times depend on it). Anything else changes the key, and the point is measured again. Times of a
+reused point are those of the run that measured it; the report says how many points were reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+_CODE_FILES = (*sorted((_PACKAGE / "codecs").glob("*.py")), _PACKAGE / "pipelines" / "fidelity.py")
+
+
+def crops_digest(crops: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    """sha256 over every crop's pixels, mask and shapes, in order."""
+    digest = hashlib.sha256()
+    for rgb, mask in crops:
+        for array in (rgb, mask):
+            digest.update(repr((array.shape, array.dtype.str)).encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def code_digest(measuring: tuple[Callable[..., Any], ...] = ()) -> str:
+    """sha256 over the codec package's and fidelity.py's sources and the given functions' sources."""
+    digest = hashlib.sha256()
+    for path in _CODE_FILES:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    for function in measuring:
+        digest.update(inspect.getsource(function).encode())
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import compressai
+    import torch
+
+    return {"torch": torch.__version__, "compressai": compressai.__version__, "numpy": np.__version__}
+
+
+@dataclass
+class PointCache:
+    """One evaluation's view of the cache folder: the crops and code are fixed for the run, the weights vary."""
+
+    directory: Path
+    crops: str  # crops_digest
+    code: str  # code_digest
+    reused: int = 0  # points this run took from the folder
+    measured: int = 0  # points this run measured and stored
+
+    def key(self, weights: Path, refine_steps: int) -> dict[str, Any]:
+        import torch
+
+        return {
+            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "crops_sha256": self.crops,
+            "code_sha256": self.code,
+            "refine_steps": refine_steps,
+            "torch_threads": torch.get_num_threads(),
+            **_versions(),
+        }
+
+    def _path(self, key: dict[str, Any]) -> Path:
+        name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+        return self.directory / f"{name}.json"
+
+    def get(self, weights: Path, refine_steps: int) -> dict[str, Any] | None:
+        """The stored point's fields (as ``put`` was given them), or None when this key was never measured or its
+        file cannot be read (then it is measured again)."""
+        key = self.key(weights, refine_steps)
+        path = self._path(key)
+        try:
+            entry = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            logger.warning("ignoring unreadable cached point %s: %s", path, exc)
+            return None
+        if entry.get("key") != key:  # a hash-prefix collision or a hand-edited file
+            return None
+        logger.info("reusing %s (refine %d) measured %s: %s", weights.name, refine_steps, entry.get("measured"), path)
+        self.reused += 1
+        return entry["point"]
+
+    def put(self, weights: Path, refine_steps: int, point: Any) -> None:
+        key = self.key(weights, refine_steps)
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"key": key, "measured": datetime.now(UTC).isoformat(timespec="seconds"), "point": asdict(point)}
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(entry, indent=1) + "\n")
+        temporary.replace(path)  # a run killed mid-write leaves no half entry behind
+        self.measured += 1
