@@ -77,12 +77,12 @@ GOLDEN = {
         "decoded_md5": "22a720f6f7173d2ef640a9c61bdd838e",
     },
     "person_high_q1.pt": {
-        "bitstream_md5": "e376e422d89e3593567788999a7c84c0",
-        "decoded_md5": "0621d9b68d17c6b9dd1141cd94cdc190",
+        "bitstream_md5": "e9410d21fd7c98c9dd68518863198419",
+        "decoded_md5": "3b4a172322ce67ecaca3a5ff7199041e",
     },
     "person_high_q2.pt": {
-        "bitstream_md5": "bdbfef2430e29e741c7264bc911d01ab",
-        "decoded_md5": "6d199af00688f5e32a5fb44233aff2dc",
+        "bitstream_md5": "37a5f05079ec806e35e3a598189d1ed4",
+        "decoded_md5": "cff884b3f82a53ff360a33a5354e4c6d",
     },
 }
 

@@ -22,8 +22,8 @@ GOLDEN_REFINED = {
         "decoded_md5": "9e0a4aac302fdb165f4f6447f2063b7d",
     },
     "person_high_q2.pt": {
-        "bitstream_md5": "a8dbd0e76121b01374113f12860085b2",
-        "decoded_md5": "eb216f29fca1d4cb638b5c3df365b928",
+        "bitstream_md5": "b9024ebf444babb579267be7036a8879",
+        "decoded_md5": "9c9b3d4deddde31dde492566a026aa2f",
     },
 }
 
