@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -104,7 +105,7 @@ class PointCache:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"key": key, "measured": datetime.now(UTC).isoformat(timespec="seconds"), "point": asdict(point)}
-        temporary = path.with_suffix(".tmp")
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")  # evaluations run side by side may store one point
         temporary.write_text(json.dumps(entry, indent=1) + "\n")
         temporary.replace(path)  # a run killed mid-write leaves no half entry behind
         self.measured += 1
