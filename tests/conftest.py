@@ -60,6 +60,19 @@ def crop_and_mask() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def kodak_crops() -> list[tuple[np.ndarray, np.ndarray]]:
+    """One 128x64 crop of Kodak 23 with a rectangular object mask: a small picture every codec and anchor can code."""
+    path = find_data("images/kodak/kodim23.png")
+    if path is None:
+        pytest.skip("shared data not found: images/kodak")
+    image = cv2.imread(str(path))[..., ::-1]
+    crop = np.ascontiguousarray(image[64:192, 256:320])
+    mask = np.zeros(crop.shape[:2], bool)
+    mask[16:112, 8:56] = True
+    return [(crop, mask)]
+
+
+@pytest.fixture(scope="session")
 def untrained_codec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights folder holding random-init codecs (seed 0) for every class at quality 2."""
     import torch

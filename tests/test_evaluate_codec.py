@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from surveil.paths import find_data
 from surveil.pipelines import evaluate_codec
 from surveil.pipelines.evaluate_codec import (
     RDPoint,
@@ -65,20 +64,6 @@ def test_interpolate_both_ways_and_refuses_to_extrapolate() -> None:
 def test_start_codes_are_not_counted() -> None:
     stream = b"\x00\x00\x00\x01" + b"\x40\x01abc" + b"\x00\x00\x01" + b"\x42\x01de"
     assert _nal_payload_bytes(stream) == 5 + 4
-
-
-@pytest.fixture(scope="module")
-def kodak_crops() -> list[tuple[np.ndarray, np.ndarray]]:
-    import cv2
-
-    path = find_data("images/kodak/kodim23.png")
-    if path is None:
-        pytest.skip("shared data not found: images/kodak")
-    image = cv2.imread(str(path))[..., ::-1]
-    crop = np.ascontiguousarray(image[64:192, 256:320])
-    mask = np.zeros(crop.shape[:2], bool)
-    mask[16:112, 8:56] = True
-    return [(crop, mask)]
 
 
 def test_anchors_trade_rate_for_quality(kodak_crops: list[tuple[np.ndarray, np.ndarray]]) -> None:

@@ -9,24 +9,10 @@ import numpy as np
 import pytest
 
 from surveil.codecs.library import weight_file
-from surveil.paths import PROJECT_WEIGHTS, find_data
+from surveil.paths import PROJECT_WEIGHTS
 from surveil.pipelines import evaluate_codec
 from surveil.pipelines.eval_cache import PointCache, code_digest, crops_digest
 from surveil.pipelines.evaluate_codec import RDPoint, learned_point
-
-
-@pytest.fixture(scope="module")
-def kodak_crops() -> list[tuple[np.ndarray, np.ndarray]]:
-    import cv2
-
-    path = find_data("images/kodak/kodim23.png")
-    if path is None:
-        pytest.skip("shared data not found: images/kodak")
-    image = cv2.imread(str(path))[..., ::-1]
-    crop = np.ascontiguousarray(image[64:192, 256:320])
-    mask = np.zeros(crop.shape[:2], bool)
-    mask[16:112, 8:56] = True
-    return [(crop, mask)]
 
 
 def _cache(directory: Path, crops: list[tuple[np.ndarray, np.ndarray]]) -> PointCache:

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from surveil.codecs.model import file_sha256
+
 logger = logging.getLogger(__name__)
 
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -70,7 +72,7 @@ class PointCache:
         import torch
 
         return {
-            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "weights_sha256": file_sha256(weights),
             "crops_sha256": self.crops,
             "code_sha256": self.code,
             "refine_steps": refine_steps,
