@@ -38,7 +38,8 @@
 #      after q2 to q4), each person high point from its stage-20 file (patch seed 10);
 #  22. each face high point continued 2000 steps from its stage-21 file (patch seed 12), each person high point
 #      from its stage-21 file (patch seed 11);
-#  23. each person high point continued 2000 steps from its stage-22 file (patch seed 12).
+#  23. each person high point continued 2000 steps from its stage-22 file (patch seed 12), and face high q1 to q4
+#      from their stage-22 files (patch seed 13; face q0's stage-23 candidate gained nothing and was not kept).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -224,6 +225,7 @@ HIGH_ROUNDS=(  # stage from_stage class patch_seed qualities..., in order; one s
   "22 21 face 12 0 1 2 3 4"
   "22 21 person 11 0 1 2 3 4"
   "23 22 person 12 0 1 2 3 4"
+  "23 22 face 13 1 2 3 4"
 )
 for spec in "${HIGH_ROUNDS[@]}"; do
   read -r stage _ class _ qualities <<<"$spec"

@@ -69,12 +69,12 @@ GOLDEN = {
         "decoded_md5": "7f1afd13aa45bcc46697ac8f90f98864",
     },
     "face_high_q1.pt": {
-        "bitstream_md5": "9e1488b942d5b1dce44ff55f90a57c8b",
-        "decoded_md5": "d5d49b85c403f153f66a343dca6b775c",
+        "bitstream_md5": "8e8ead78d91892b58124998b37ffbb81",
+        "decoded_md5": "e2c154c16d65fef768904ed762f7f42c",
     },
     "face_high_q2.pt": {
-        "bitstream_md5": "55c43a77ae2bc7f0910237e6dac069f2",
-        "decoded_md5": "22a720f6f7173d2ef640a9c61bdd838e",
+        "bitstream_md5": "0fb3ad98b52250454814c74eb993c54a",
+        "decoded_md5": "92871c65c9a9c558ad984ef603fba21a",
     },
     "person_high_q1.pt": {
         "bitstream_md5": "e9410d21fd7c98c9dd68518863198419",
