@@ -39,7 +39,10 @@
 #  22. each face high point continued 2000 steps from its stage-21 file (patch seed 12), each person high point
 #      from its stage-21 file (patch seed 11);
 #  23. each person high point continued 2000 steps from its stage-22 file (patch seed 12), and face high q1 to q4
-#      from their stage-22 files (patch seed 13; face q0's stage-23 candidate gained nothing and was not kept).
+#      from their stage-22 files (patch seed 13; face q0's stage-23 candidate gained nothing and was not kept);
+#  24. each face high point continued 2000 steps from its committed file of then (q0 stage 22, q1 to q4 stage 23;
+#      patch seed 14);
+#  25. each face high point continued 2000 steps from its stage-24 file (patch seed 15).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -226,6 +229,9 @@ HIGH_ROUNDS=(  # stage from_stage class patch_seed qualities..., in order; one s
   "22 21 person 11 0 1 2 3 4"
   "23 22 person 12 0 1 2 3 4"
   "23 22 face 13 1 2 3 4"
+  "24 22 face 14 0"
+  "24 23 face 14 1 2 3 4"
+  "25 24 face 15 0 1 2 3 4"
 )
 for spec in "${HIGH_ROUNDS[@]}"; do
   read -r stage _ class _ qualities <<<"$spec"

@@ -69,12 +69,12 @@ GOLDEN = {
         "decoded_md5": "7f1afd13aa45bcc46697ac8f90f98864",
     },
     "face_high_q1.pt": {
-        "bitstream_md5": "8e8ead78d91892b58124998b37ffbb81",
-        "decoded_md5": "e2c154c16d65fef768904ed762f7f42c",
+        "bitstream_md5": "55dccd7c0652d01e76ff8864b61fec38",
+        "decoded_md5": "b05a03c8ea8ada18f65f9f36da94f22d",
     },
     "face_high_q2.pt": {
-        "bitstream_md5": "0fb3ad98b52250454814c74eb993c54a",
-        "decoded_md5": "92871c65c9a9c558ad984ef603fba21a",
+        "bitstream_md5": "348de95da70f81c7fe519a4a3ad4d57c",
+        "decoded_md5": "6bf1d5b5875c9b5d3e03b9303bc1f3ed",
     },
     "person_high_q1.pt": {
         "bitstream_md5": "e9410d21fd7c98c9dd68518863198419",
