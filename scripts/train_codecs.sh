@@ -40,7 +40,7 @@
 #      from its stage-21 file (patch seed 11);
 #  23. each person high point continued 2000 steps from its stage-22 file (patch seed 12), and face high q1 to q4
 #      from their stage-22 files (patch seed 13; face q0's stage-23 candidate gained nothing and was not kept);
-#  24. each face high point continued 2000 steps from its committed file of then (q0 stage 22, q1 to q4 stage 23;
+#  24. each face high point continued 2000 steps from its last file (q0 from stage 22, q1 to q4 from stage 23;
 #      patch seed 14);
 #  25. each face high point continued 2000 steps from its stage-24 file (patch seed 15).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
