@@ -42,7 +42,8 @@
 #      from their stage-22 files (patch seed 13; face q0's stage-23 candidate gained nothing and was not kept);
 #  24. each face high point continued 2000 steps from its last file (q0 from stage 22, q1 to q4 from stage 23;
 #      patch seed 14);
-#  25. each face high point continued 2000 steps from its stage-24 file (patch seed 15).
+#  25. each face high point continued 2000 steps from its stage-24 file (patch seed 15);
+#  26. face high q3 and q4 continued 2000 steps from their stage-25 files (patch seed 16).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -232,6 +233,7 @@ HIGH_ROUNDS=(  # stage from_stage class patch_seed qualities..., in order; one s
   "24 22 face 14 0"
   "24 23 face 14 1 2 3 4"
   "25 24 face 15 0 1 2 3 4"
+  "26 25 face 16 3 4"
 )
 for spec in "${HIGH_ROUNDS[@]}"; do
   read -r stage _ class _ qualities <<<"$spec"
