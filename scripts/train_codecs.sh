@@ -215,37 +215,42 @@ for spec in "${ROUNDS[@]}"; do
   # shellcheck disable=SC2086  # the spec's words are round's arguments
   round $spec
 done
-# 18 onwards: rounds of the high tier's 2000-step recipe (fp32). Stage 18 and person's stage 19 start from the class's
-# committed fast file ("fast"); every other round continues the points' files of an earlier stage, as the rounds
-# above do, and a point's file of the last round that names it is its committed file.
-HIGH_ROUNDS=(  # stage from_stage class patch_seed qualities..., in order; one stage's runs share the 2 cores
-  "18 fast face 8 0 1 2 3 4"
-  "19 18 face 9 0 1 2 3 4"
-  "19 fast person 8 0 1 2 3 4"
-  "20 19 face 10 0 1 2 3 4"
-  "20 19 person 9 0 1 2 3 4"
-  "21 20 face 11 0 1 2 3 4"
-  "21 20 person 10 0 1 2 3 4"
-  "22 21 face 12 0 1 2 3 4"
-  "22 21 person 11 0 1 2 3 4"
-  "23 22 person 12 0 1 2 3 4"
-  "23 22 face 13 1 2 3 4"
-  "24 22 face 14 0"
-  "24 23 face 14 1 2 3 4"
-  "25 24 face 15 0 1 2 3 4"
-  "26 25 face 16 3 4"
+# 18 onwards: rounds of the high tier's 2000-step recipe (fp32). A point's first round starts from the class's
+# committed fast file; each later round continues that point's file of the last earlier round that names it, and a
+# point's file of the last round that names it is its committed file.
+HIGH_ROUNDS=(  # stage class patch_seed qualities..., in order; one stage's runs share the 2 cores
+  "18 face 8 0 1 2 3 4"
+  "19 face 9 0 1 2 3 4"
+  "19 person 8 0 1 2 3 4"
+  "20 face 10 0 1 2 3 4"
+  "20 person 9 0 1 2 3 4"
+  "21 face 11 0 1 2 3 4"
+  "21 person 10 0 1 2 3 4"
+  "22 face 12 0 1 2 3 4"
+  "22 person 11 0 1 2 3 4"
+  "23 person 12 0 1 2 3 4"
+  "23 face 13 1 2 3 4"
+  "24 face 14 0 1 2 3 4"
+  "25 face 15 0 1 2 3 4"
+  "26 face 16 3 4"
 )
 for spec in "${HIGH_ROUNDS[@]}"; do
-  read -r stage _ class _ qualities <<<"$spec"
+  read -r stage class _ qualities <<<"$spec"
   for q in $qualities; do
     FINAL[${class}_high_q$q]=$stage
   done
 done
-high_round() {  # stage from_stage class patch_seed qualities...; two runs at a time, counting across one stage
-  local stage=$1 from=$2 class=$3 seed=$4 q init
-  shift 4
+declare -A LAST_HIGH  # class_q -> the stage of that point's latest high-tier round so far
+high_round() {  # stage class patch_seed qualities...; two runs at a time, counting across one stage
+  local stage=$1 class=$2 seed=$3 q init
+  shift 3
   for q in "$@"; do
-    if [[ $from == fast ]]; then init=weights/${class}_q$q.pt; else init=$(file_of "${class}_high" "$q" "$from"); fi
+    if [[ -z ${LAST_HIGH[${class}_q$q]:-} ]]; then
+      init=weights/${class}_q$q.pt
+    else
+      init=$(file_of "${class}_high" "$q" "${LAST_HIGH[${class}_q$q]}")
+    fi
+    LAST_HIGH[${class}_q$q]=$stage
     train "$class" "$q" 2000 "$(file_of "${class}_high" "$q" "$stage")" --tier high \
       --run-dir "runs/${class}_high_q${q}_s$stage" --init "$init" --lr 3e-4 --seed "$seed" --precision fp32 &
     ((++running % 2)) || wait
