@@ -69,12 +69,12 @@ GOLDEN = {
         "decoded_md5": "7f1afd13aa45bcc46697ac8f90f98864",
     },
     "face_high_q1.pt": {
-        "bitstream_md5": "55dccd7c0652d01e76ff8864b61fec38",
-        "decoded_md5": "b05a03c8ea8ada18f65f9f36da94f22d",
+        "bitstream_md5": "2e3265e3c3cf38725330c5a8a7c656f3",
+        "decoded_md5": "217544fb136d48f570a3ad428f2db253",
     },
     "face_high_q2.pt": {
-        "bitstream_md5": "348de95da70f81c7fe519a4a3ad4d57c",
-        "decoded_md5": "6bf1d5b5875c9b5d3e03b9303bc1f3ed",
+        "bitstream_md5": "5865b97a756eab3cc42db990e413b066",
+        "decoded_md5": "473cd6a2a6368c9e6fac11d1ed6f2055",
     },
     "person_high_q1.pt": {
         "bitstream_md5": "e9410d21fd7c98c9dd68518863198419",
