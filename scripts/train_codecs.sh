@@ -43,7 +43,8 @@
 #  24. each face high point continued 2000 steps from its last file (q0 from stage 22, q1 to q4 from stage 23;
 #      patch seed 14);
 #  25. each face high point continued 2000 steps from its stage-24 file (patch seed 15);
-#  26. face high q1 to q4 continued 2000 steps from their stage-25 files (patch seed 16).
+#  26. each face high point continued 2000 steps from its stage-25 file (patch seed 16);
+#  27. face high q2 to q4 continued 2000 steps from their stage-26 files (patch seed 17).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -232,7 +233,8 @@ HIGH_ROUNDS=(  # stage class patch_seed qualities..., in order; one stage's runs
   "23 face 13 1 2 3 4"
   "24 face 14 0 1 2 3 4"
   "25 face 15 0 1 2 3 4"
-  "26 face 16 1 2 3 4"
+  "26 face 16 0 1 2 3 4"
+  "27 face 17 2 3 4"
 )
 for spec in "${HIGH_ROUNDS[@]}"; do
   read -r stage class _ qualities <<<"$spec"

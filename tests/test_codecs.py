@@ -73,8 +73,8 @@ GOLDEN = {
         "decoded_md5": "217544fb136d48f570a3ad428f2db253",
     },
     "face_high_q2.pt": {
-        "bitstream_md5": "5865b97a756eab3cc42db990e413b066",
-        "decoded_md5": "473cd6a2a6368c9e6fac11d1ed6f2055",
+        "bitstream_md5": "65882293bed35468b293bd251463cb02",
+        "decoded_md5": "245b46f0b5864eb95e5a270e877f5c33",
     },
     "person_high_q1.pt": {
         "bitstream_md5": "e9410d21fd7c98c9dd68518863198419",
