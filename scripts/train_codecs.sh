@@ -44,7 +44,9 @@
 #      patch seed 14);
 #  25. each face high point continued 2000 steps from its stage-24 file (patch seed 15);
 #  26. each face high point continued 2000 steps from its stage-25 file (patch seed 16);
-#  27. face high q2 to q4 continued 2000 steps from their stage-26 files (patch seed 17).
+#  27. each face high point continued 2000 steps from its stage-26 file (patch seed 17);
+#  28. face high q4 continued 2000 steps from its stage-27 file (patch seed 18; q3's stage-28 candidate gained
+#      nothing and was not kept).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -234,7 +236,8 @@ HIGH_ROUNDS=(  # stage class patch_seed qualities..., in order; one stage's runs
   "24 face 14 0 1 2 3 4"
   "25 face 15 0 1 2 3 4"
   "26 face 16 0 1 2 3 4"
-  "27 face 17 2 3 4"
+  "27 face 17 0 1 2 3 4"
+  "28 face 18 4"
 )
 for spec in "${HIGH_ROUNDS[@]}"; do
   read -r stage class _ qualities <<<"$spec"

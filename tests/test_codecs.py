@@ -69,8 +69,8 @@ GOLDEN = {
         "decoded_md5": "7f1afd13aa45bcc46697ac8f90f98864",
     },
     "face_high_q1.pt": {
-        "bitstream_md5": "2e3265e3c3cf38725330c5a8a7c656f3",
-        "decoded_md5": "217544fb136d48f570a3ad428f2db253",
+        "bitstream_md5": "c6e73e4facbf6fb8302f21330d26d7e8",
+        "decoded_md5": "a3b9e38cc58d26d18246c8659ab24436",
     },
     "face_high_q2.pt": {
         "bitstream_md5": "65882293bed35468b293bd251463cb02",
