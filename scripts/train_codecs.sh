@@ -45,8 +45,8 @@
 #  25. each face high point continued 2000 steps from its stage-24 file (patch seed 15);
 #  26. each face high point continued 2000 steps from its stage-25 file (patch seed 16);
 #  27. each face high point continued 2000 steps from its stage-26 file (patch seed 17);
-#  28. face high q4 continued 2000 steps from its stage-27 file (patch seed 18; q3's stage-28 candidate gained
-#      nothing and was not kept).
+#  28. face high q4 continued 2000 steps from its stage-27 file (patch seed 18; the stage-28 candidates of q1 to
+#      q3 gained nothing and were not kept).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
