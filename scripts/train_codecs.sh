@@ -40,11 +40,8 @@
 #      from its stage-21 file (patch seed 11);
 #  23. each person high point continued 2000 steps from its stage-22 file (patch seed 12), and face high q1 to q4
 #      from their stage-22 files (patch seed 13; face q0's stage-23 candidate gained nothing and was not kept);
-#  24. each face high point continued 2000 steps from its last file (q0 from stage 22, q1 to q4 from stage 23;
-#      patch seed 14);
-#  25. each face high point continued 2000 steps from its stage-24 file (patch seed 15);
-#  26. each face high point continued 2000 steps from its stage-25 file (patch seed 16);
-#  27. each face high point continued 2000 steps from its stage-26 file (patch seed 17);
+#  24 to 27. each face high point continued 2000 steps from its last file, one round a stage (patch seeds 14 to
+#      17; stage 24 started q0 from stage 22, the rest from stage 23);
 #  28. face high q4 continued 2000 steps from its stage-27 file (patch seed 18; the stage-28 candidates of q1 to
 #      q3 gained nothing and were not kept).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
@@ -167,32 +164,33 @@ wait
 refresh face 4 runs/face_q4_s8.pt runs/face_q4_s8 runs/face_q4_cont4.pt 1 &
 refresh person 4 runs/person_q4_s8.pt runs/person_q4_s8 runs/person_q4_cont2.pt 1
 wait
-# 9 onwards: rounds of the stage-8 recipe. Each continues some points of one class for 3000 steps from their files
-# of an earlier stage with a new patch seed. A point's file of the last round that names it is its committed file
+# 9 onwards: rounds of the stage-8 recipe. Each continues some points of one class for 3000 steps, each point from
+# its file of the last earlier round that names it (stage 8 for the first), with a new patch seed. A point's file
+# of the last round that names it is its committed file
 # (FINAL, derived from ROUNDS); every other stage's file goes to runs/. A candidate that judged worse than the file
 # it started from (scripts/judge_candidates.py) was not kept, and its run is not listed.
-ROUNDS=(  # stage from_stage class patch_seed peak_lr qualities..., in order
-  "9 8 face 2 3e-4 0 1 2 3 4"
-  "9 8 person 2 3e-4 0 1 2 3 4"
-  "10 9 face 3 3e-4 0 1 2 3 4"
-  "10 9 person 3 3e-4 0 1 2 3 4"
-  "11 10 person 4 3e-4 0 1 2 3 4"
-  "12 10 face 4 3e-4 0 1 2 3 4"
-  "12 11 person 5 3e-4 1 2 3 4"  # person q0 from stage 11 came out worse at lr 3e-4
-  "13 12 face 5 3e-4 0 1"  # stage 13 trained in fp32 (an AVX2-only CPU) and only these points, for time
-  "13 12 person 6 3e-4 1 2"
-  "14 12 face 5 3e-4 2 3 4"  # stage 14 (fp32): the points stage 13 left out
-  "14 11 person 5 1e-4 0"  # at a peak lr of 1e-4: at 3e-4 person q0 had stopped gaining
-  "14 12 person 6 3e-4 3 4"
-  "15 13 face 6 3e-4 0 1"  # stage 15 (fp32)
-  "15 13 person 7 3e-4 1 2"
-  "16 14 person 7 3e-4 3 4"  # stage 16 (fp32)
-  "17 14 face 6 3e-4 2"  # stage 17 (fp32)
-  "17 14 person 6 1e-4 0"
+ROUNDS=(  # stage class patch_seed peak_lr qualities..., in order
+  "9 face 2 3e-4 0 1 2 3 4"
+  "9 person 2 3e-4 0 1 2 3 4"
+  "10 face 3 3e-4 0 1 2 3 4"
+  "10 person 3 3e-4 0 1 2 3 4"
+  "11 person 4 3e-4 0 1 2 3 4"
+  "12 face 4 3e-4 0 1 2 3 4"
+  "12 person 5 3e-4 1 2 3 4"  # person q0 from stage 11 came out worse at lr 3e-4
+  "13 face 5 3e-4 0 1"  # stage 13 trained in fp32 (an AVX2-only CPU) and only these points, for time
+  "13 person 6 3e-4 1 2"
+  "14 face 5 3e-4 2 3 4"  # stage 14 (fp32): the points stage 13 left out
+  "14 person 5 1e-4 0"  # at a peak lr of 1e-4: at 3e-4 person q0 had stopped gaining
+  "14 person 6 3e-4 3 4"
+  "15 face 6 3e-4 0 1"  # stage 15 (fp32)
+  "15 person 7 3e-4 1 2"
+  "16 person 7 3e-4 3 4"  # stage 16 (fp32)
+  "17 face 6 3e-4 2"  # stage 17 (fp32)
+  "17 person 6 1e-4 0"
 )
 declare -A FINAL=()
 for spec in "${ROUNDS[@]}"; do
-  read -r stage _ class _ _ qualities <<<"$spec"
+  read -r stage class _ _ qualities <<<"$spec"
   for q in $qualities; do
     FINAL[${class}_q$q]=$stage
   done
@@ -204,12 +202,19 @@ file_of() {  # class (or class_high for the high tier) quality stage
     echo "runs/$1_q$2_s$3.pt"
   fi
 }
-round() {  # stage from_stage class patch_seed peak_lr qualities...; two runs at a time, one a core
-  local stage=$1 from=$2 class=$3 seed=$4 lr=$5 running=0
-  shift 5
+declare -A LAST=()  # class_q or class_high_q -> the stage of that point's latest round so far
+for q in 0 1 2 3 4; do
+  LAST[face_q$q]=8
+  LAST[person_q$q]=8
+done
+round() {  # stage class patch_seed peak_lr qualities...; two runs at a time, one a core
+  local stage=$1 class=$2 seed=$3 lr=$4 running=0 init
+  shift 4
   for q in "$@"; do
+    init=$(file_of "$class" "$q" "${LAST[${class}_q$q]}")
+    LAST[${class}_q$q]=$stage
     train "$class" "$q" 3000 "$(file_of "$class" "$q" "$stage")" --run-dir "runs/${class}_q${q}_s$stage" \
-      --init "$(file_of "$class" "$q" "$from")" --lr "$lr" --seed "$seed" --precision "$PRECISION" &
+      --init "$init" --lr "$lr" --seed "$seed" --precision "$PRECISION" &
     ((++running % 2)) || wait
   done
   wait
@@ -245,17 +250,16 @@ for spec in "${HIGH_ROUNDS[@]}"; do
     FINAL[${class}_high_q$q]=$stage
   done
 done
-declare -A LAST_HIGH  # class_q -> the stage of that point's latest high-tier round so far
 high_round() {  # stage class patch_seed qualities...; two runs at a time, counting across one stage
   local stage=$1 class=$2 seed=$3 q init
   shift 3
   for q in "$@"; do
-    if [[ -z ${LAST_HIGH[${class}_q$q]:-} ]]; then
+    if [[ -z ${LAST[${class}_high_q$q]:-} ]]; then
       init=weights/${class}_q$q.pt
     else
-      init=$(file_of "${class}_high" "$q" "${LAST_HIGH[${class}_q$q]}")
+      init=$(file_of "${class}_high" "$q" "${LAST[${class}_high_q$q]}")
     fi
-    LAST_HIGH[${class}_q$q]=$stage
+    LAST[${class}_high_q$q]=$stage
     train "$class" "$q" 2000 "$(file_of "${class}_high" "$q" "$stage")" --tier high \
       --run-dir "runs/${class}_high_q${q}_s$stage" --init "$init" --lr 3e-4 --seed "$seed" --precision fp32 &
     ((++running % 2)) || wait
