@@ -1,4 +1,4 @@
-"""scripts/sync_readme_tables.py: the README's measured tables are the ones their commands wrote."""
+"""scripts/sync_readme_tables.py: the README's measured tables and BD-rates are the ones their commands wrote."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ def test_readme_tables_match_their_sources() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     # three tables for each of person and face, one for each benchmarked rate point
     assert len(sync_readme_tables.MARKED.findall(readme)) >= 10
+    # every current BD-rate the person and face prose quotes
+    assert len(sync_readme_tables.FIGURE.findall(readme)) >= 50
     assert sync_readme_tables.synced(readme, REPO_ROOT) == readme, "run scripts/sync_readme_tables.py"
 
 
@@ -36,3 +38,49 @@ def test_marker_naming_no_table_is_an_error(tmp_path: Path, marker: str) -> None
     (tmp_path / "eval.md").write_text(SOURCE)
     with pytest.raises(sync_readme_tables.StaleSourceError):
         sync_readme_tables.synced(f"{marker}\n\n| x |\n\n<!-- /table -->\n", tmp_path)
+
+
+EVAL_REPORT = (
+    "face: crops\n\n| codec | bpp |\n|---|---|\n| face fast q0 | 0.1 |\n\n"
+    "| codec | vs x265 | vs face fast |\n|---|---|---|\n"
+    "| face fast | -21.1% / -29.5% | - |\n| face high | +3.0% / -37.6% | -20.4% / -17.3% |\n"
+)
+
+
+def _eval_dir(tmp_path: Path) -> Path:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "eval_face.md").write_text(EVAL_REPORT)
+    return tmp_path
+
+
+def test_figures_are_rewritten_from_the_bd_rate_table_in_the_readmes_own_format(tmp_path: Path) -> None:
+    root = _eval_dir(tmp_path)
+    readme = (
+        "needs <!--bd face fast; x265; psnr-->9.9%<!--/bd--> fewer bits"
+        " (<!--bd face fast; x265; ms-ssim-->-1%<!--/bd-->)"
+        " and <!--bd face high; face fast; both-->x<!--/bd--> against the fast tier\n"
+    )
+    assert sync_readme_tables.synced(readme, root) == (
+        "needs <!--bd face fast; x265; psnr-->21.1%<!--/bd--> fewer bits"
+        " (<!--bd face fast; x265; ms-ssim-->-29.5%<!--/bd-->)"
+        " and <!--bd face high; face fast; both-->-20.4% / -17.3%<!--/bd--> against the fast tier\n"
+    )
+
+
+def test_unsigned_figure_whose_direction_word_turned_false_is_an_error(tmp_path: Path) -> None:
+    root = _eval_dir(tmp_path)
+    with pytest.raises(sync_readme_tables.DirectionError, match="face high vs x265"):
+        sync_readme_tables.synced("needs <!--bd face high; x265; psnr-->30.3%<!--/bd--> fewer bits\n", root)
+    # signed, or followed by neither word, the figure carries its own direction
+    assert "+3.0%<!--/bd--> fewer" in sync_readme_tables.synced(
+        "<!--bd face high; x265; psnr-->-1%<!--/bd--> fewer\n", root
+    )
+
+
+@pytest.mark.parametrize(
+    "marker", ["<!--bd face low; x265; psnr-->", "<!--bd face fast; jpeg; psnr-->", "<!--bd car fast; x265; psnr-->"]
+)
+def test_figure_naming_no_cell_is_an_error(tmp_path: Path, marker: str) -> None:
+    root = _eval_dir(tmp_path)
+    with pytest.raises(sync_readme_tables.StaleSourceError):
+        sync_readme_tables.synced(f"a {marker}1%<!--/bd--> b\n", root)
