@@ -42,8 +42,10 @@
 #      from their stage-22 files (patch seed 13; face q0's stage-23 candidate gained nothing and was not kept);
 #  24 to 27. each face high point continued 2000 steps from its last file, one round a stage (patch seeds 14 to
 #      17; stage 24 started q0 from stage 22, the rest from stage 23);
-#  28. face high q4 continued 2000 steps from its stage-27 file (patch seed 18; the stage-28 candidates of q1 to
-#      q3 gained nothing and were not kept).
+#  28. face high q4 continued 2000 steps from its stage-27 file (patch seed 18), and face high q2 and q3 from
+#      their stage-27 files in batches of 16 instead of 8 (patch seed 18; the batch-8 stage-28 candidates of q1 to
+#      q3 gained nothing and were not kept);
+#  29 to 32. face high q4 continued 2000 steps from its last file, one round a stage (patch seeds 19 to 22).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -226,33 +228,38 @@ done
 # 18 onwards: rounds of the high tier's 2000-step recipe (fp32). A point's first round starts from the class's
 # committed fast file; each later round continues that point's file of the last earlier round that names it, and a
 # point's file of the last round that names it is its committed file.
-HIGH_ROUNDS=(  # stage class patch_seed qualities..., in order; one stage's runs share the 2 cores
-  "18 face 8 0 1 2 3 4"
-  "19 face 9 0 1 2 3 4"
-  "19 person 8 0 1 2 3 4"
-  "20 face 10 0 1 2 3 4"
-  "20 person 9 0 1 2 3 4"
-  "21 face 11 0 1 2 3 4"
-  "21 person 10 0 1 2 3 4"
-  "22 face 12 0 1 2 3 4"
-  "22 person 11 0 1 2 3 4"
-  "23 person 12 0 1 2 3 4"
-  "23 face 13 1 2 3 4"
-  "24 face 14 0 1 2 3 4"
-  "25 face 15 0 1 2 3 4"
-  "26 face 16 0 1 2 3 4"
-  "27 face 17 0 1 2 3 4"
-  "28 face 18 4"
+HIGH_ROUNDS=(  # stage class patch_seed batch qualities..., in order; one stage's runs share the 2 cores
+  "18 face 8 8 0 1 2 3 4"
+  "19 face 9 8 0 1 2 3 4"
+  "19 person 8 8 0 1 2 3 4"
+  "20 face 10 8 0 1 2 3 4"
+  "20 person 9 8 0 1 2 3 4"
+  "21 face 11 8 0 1 2 3 4"
+  "21 person 10 8 0 1 2 3 4"
+  "22 face 12 8 0 1 2 3 4"
+  "22 person 11 8 0 1 2 3 4"
+  "23 person 12 8 0 1 2 3 4"
+  "23 face 13 8 1 2 3 4"
+  "24 face 14 8 0 1 2 3 4"
+  "25 face 15 8 0 1 2 3 4"
+  "26 face 16 8 0 1 2 3 4"
+  "27 face 17 8 0 1 2 3 4"
+  "28 face 18 8 4"
+  "28 face 18 16 2 3"
+  "29 face 19 8 4"
+  "30 face 20 8 4"
+  "31 face 21 8 4"
+  "32 face 22 8 4"
 )
 for spec in "${HIGH_ROUNDS[@]}"; do
-  read -r stage class _ qualities <<<"$spec"
+  read -r stage class _ _ qualities <<<"$spec"
   for q in $qualities; do
     FINAL[${class}_high_q$q]=$stage
   done
 done
-high_round() {  # stage class patch_seed qualities...; two runs at a time, counting across one stage
-  local stage=$1 class=$2 seed=$3 q init
-  shift 3
+high_round() {  # stage class patch_seed batch qualities...; two runs at a time, counting across one stage
+  local stage=$1 class=$2 seed=$3 batch=$4 q init
+  shift 4
   for q in "$@"; do
     if [[ -z ${LAST[${class}_high_q$q]:-} ]]; then
       init=weights/${class}_q$q.pt
@@ -261,7 +268,8 @@ high_round() {  # stage class patch_seed qualities...; two runs at a time, count
     fi
     LAST[${class}_high_q$q]=$stage
     train "$class" "$q" 2000 "$(file_of "${class}_high" "$q" "$stage")" --tier high \
-      --run-dir "runs/${class}_high_q${q}_s$stage" --init "$init" --lr 3e-4 --seed "$seed" --precision fp32 &
+      --run-dir "runs/${class}_high_q${q}_s$stage" --init "$init" --lr 3e-4 --seed "$seed" --batch "$batch" \
+      --precision fp32 &
     ((++running % 2)) || wait
   done
 }

@@ -25,13 +25,12 @@ HEADER = """# Project-trained codec weights
 Written by `scripts/weights_manifest.py`; do not edit by hand. Files are fp16 state dicts (integer entropy tables
 kept) loaded by `surveil.codecs.model.load_codec`; a codec's identity on the wire is its architecture, class,
 quality and the first 16 hex digits of the file's sha256. Training: `scripts/train_codecs.sh` and
-`scripts/train_class_codecs.sh` (loss
-`lambda * 255^2 * MSE + bpp`, Adam, warm-up then cosine learning rate, batch 8 of 128x128 patches).
-"steps" and "loss" are this file's own training stage (loss "object": MSE on the object's pixels; "whole": on whole
-patches, fill included; then its peak learning rate, patch seed and precision where recorded); "history" lists the
-stages it continues, oldest first, as class, quality, steps, loss and, where recorded, the same settings
-(files trained before lineages were recorded name only the file they started from, which may have been replaced
-since; `scripts/train_codecs.sh` describes every stage).
+`scripts/train_class_codecs.sh` (loss `lambda * 255^2 * MSE + bpp`, Adam, warm-up then cosine learning rate, batch 8
+of 128x128 patches). "steps" and "loss" are this file's own training stage (loss "object": MSE on the object's
+pixels; "whole": on whole patches, fill included; then its peak learning rate, patch seed, batch when not 8,
+precision and tier where recorded); "history" lists the stages it continues, oldest first, as class, quality, steps,
+loss and, where recorded, the same settings (files trained before lineages were recorded name only the file they
+started from, which may have been replaced since; `scripts/train_codecs.sh` describes every stage).
 RD points: mean over the held-out test split named in the table (bits per canvas pixel, PSNR on object pixels,
 MS-SSIM of the decoded object pasted into the original canvas). "est. bpp" is the rate the model's likelihoods
 promise on the same crops (what training minimised) and "coded bpp" what the entropy coder really wrote, after
@@ -48,10 +47,12 @@ def _loss(object_loss: bool) -> str:
 
 
 def _settings(stage: dict) -> str:
-    """A stage's learning rate, seed, precision and tier where its file recorded them (older files did not)."""
+    """A stage's learning rate, seed, batch (when not 8), precision and tier where its file recorded them (older files
+    did not)."""
     known = [
         f"lr {stage['lr']:g}" if stage.get("lr") else "",
         f"seed {stage['seed']}" if stage.get("seed") is not None else "",
+        f"batch {stage['batch']}" if stage.get("batch", 8) != 8 else "",
     ]
     if stage.get("precision", "fp32") != "fp32":
         known.append(stage["precision"])

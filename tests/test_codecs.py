@@ -73,8 +73,8 @@ GOLDEN = {
         "decoded_md5": "a3b9e38cc58d26d18246c8659ab24436",
     },
     "face_high_q2.pt": {
-        "bitstream_md5": "65882293bed35468b293bd251463cb02",
-        "decoded_md5": "245b46f0b5864eb95e5a270e877f5c33",
+        "bitstream_md5": "959cd3d6ae7268d28ce82772dd7a4c56",
+        "decoded_md5": "9e1690e7277d631c69daf77ecce05ce1",
     },
     "person_high_q1.pt": {
         "bitstream_md5": "e9410d21fd7c98c9dd68518863198419",

@@ -115,7 +115,8 @@ def test_train_checkpoints_resume_and_export(tiny_dataset: Path, tmp_path: Path)
     finetuned.init, finetuned.run_dir, finetuned.out = out, tmp_path / "run2", tmp_path / "w" / "finetuned.pt"
     [stage] = load_codec(train(finetuned)).meta["lineage"]
     assert stage["steps"] == 4 and stage["lambda"] == 0.01 and stage["object_loss"] is True
-    assert stage["seed"] == 0 and stage["precision"] == "fp32"  # what the manifest's history shows of each stage
+    # what the manifest's history shows of each stage
+    assert stage["seed"] == 0 and stage["precision"] == "fp32" and stage["batch"] == 2
     x = torch.rand(1, 3, 64, 64)
     out_strings = codec.model.compress(x)
     assert len(out_strings["strings"]) == 2 and len(out_strings["strings"][0][0]) > 0
