@@ -78,7 +78,13 @@ def test_unsigned_figure_whose_direction_word_turned_false_is_an_error(tmp_path:
 
 
 @pytest.mark.parametrize(
-    "marker", ["<!--bd face low; x265; psnr-->", "<!--bd face fast; jpeg; psnr-->", "<!--bd car fast; x265; psnr-->"]
+    "marker",
+    [
+        "<!--bd face low; x265; psnr-->",
+        "<!--bd face fast; jpeg; psnr-->",
+        "<!--bd car fast; x265; psnr-->",
+        "<!--bd face fast; face fast; psnr-->",  # a "-" cell: no such comparison
+    ],
 )
 def test_figure_naming_no_cell_is_an_error(tmp_path: Path, marker: str) -> None:
     root = _eval_dir(tmp_path)
