@@ -70,7 +70,8 @@ def synced(readme: str, root: Path) -> str:
             raise StaleSourceError(f"{marked['source']} has {len(tables)} tables; a README marker names table {index}")
         return f"<!-- table: {marked['source']} {index} -->\n\n{tables[index - 1]}\n<!-- /table -->"
 
-    return FIGURE.sub(lambda marked: figure_replacement(marked, root), MARKED.sub(replacement, readme))
+    reports: dict[Path, dict[tuple[str, str], str]] = {}  # each report's BD-rate table, parsed once
+    return FIGURE.sub(lambda marked: figure_replacement(marked, root, reports), MARKED.sub(replacement, readme))
 
 
 def bd_rate_cells(source: Path) -> dict[tuple[str, str], str]:
@@ -87,13 +88,16 @@ def bd_rate_cells(source: Path) -> dict[tuple[str, str], str]:
     raise StaleSourceError(f"{source.name} has no BD-rate table (a table whose columns are 'vs ANCHOR')")
 
 
-def figure_replacement(marked: re.Match[str], root: Path) -> str:
-    """The marked figure, rewritten from its report's BD-rate table in the format the README already uses."""
+def figure_replacement(marked: re.Match[str], root: Path, reports: dict[Path, dict[tuple[str, str], str]]) -> str:
+    """The marked figure, rewritten from its report's BD-rate table in the format the README already uses
+    (``reports``: the tables parsed so far, by report)."""
     row, column, measure = marked["row"], marked["column"], marked["measure"]
     source = root / "docs" / f"eval_{row.split()[0]}.md"
     if not source.is_file():
         raise StaleSourceError(f"{source.relative_to(root)}: no such file (named by a README figure for {row!r})")
-    cells = bd_rate_cells(source)
+    if source not in reports:
+        reports[source] = bd_rate_cells(source)
+    cells = reports[source]
     if cells.get((row, column), "-") == "-":  # "-": the report compares that row with another anchor
         raise StaleSourceError(f"{source.relative_to(root)}: no BD-rate of {row!r} against {column!r}")
     cell = cells[(row, column)]

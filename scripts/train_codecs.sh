@@ -168,9 +168,9 @@ refresh person 4 runs/person_q4_s8.pt runs/person_q4_s8 runs/person_q4_cont2.pt 
 wait
 # 9 onwards: rounds of the stage-8 recipe. Each continues some points of one class for 3000 steps, each point from
 # its file of the last earlier round that names it (stage 8 for the first), with a new patch seed. A point's file
-# of the last round that names it is its committed file
-# (FINAL, derived from ROUNDS); every other stage's file goes to runs/. A candidate that judged worse than the file
-# it started from (scripts/judge_candidates.py) was not kept, and its run is not listed.
+# of the last round that names it is its committed file (FINAL, derived from ROUNDS); every other stage's file
+# goes to runs/. A candidate that judged worse than the file it started from (scripts/judge_candidates.py) was not
+# kept, and its run is not listed.
 ROUNDS=(  # stage class patch_seed peak_lr qualities..., in order
   "9 face 2 3e-4 0 1 2 3 4"
   "9 person 2 3e-4 0 1 2 3 4"

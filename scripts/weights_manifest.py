@@ -19,6 +19,7 @@ from surveil.codecs.model import file_sha256, load_codec
 from surveil.paths import PROJECT_WEIGHTS
 from surveil.pipelines.dataset import RECIPES
 from surveil.pipelines.evaluate_codec import held_out_crops, learned_point, rate_check
+from surveil.pipelines.train import TrainSettings
 
 HEADER = """# Project-trained codec weights
 
@@ -47,12 +48,12 @@ def _loss(object_loss: bool) -> str:
 
 
 def _settings(stage: dict) -> str:
-    """A stage's learning rate, seed, batch (when not 8), precision and tier where its file recorded them (older files
-    did not)."""
+    """A stage's learning rate, seed, batch (when not the default), precision and tier where its file recorded them
+    (older files did not)."""
     known = [
         f"lr {stage['lr']:g}" if stage.get("lr") else "",
         f"seed {stage['seed']}" if stage.get("seed") is not None else "",
-        f"batch {stage['batch']}" if stage.get("batch", 8) != 8 else "",
+        f"batch {stage['batch']}" if stage.get("batch", TrainSettings.batch) != TrainSettings.batch else "",
     ]
     if stage.get("precision", "fp32") != "fp32":
         known.append(stage["precision"])

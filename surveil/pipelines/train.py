@@ -197,7 +197,7 @@ def _stage_of(meta: dict) -> dict:
         "object_loss": recipe.get("object_loss", False),  # trainings before the object loss judged whole patches
         "lr": recipe.get("lr"),
         "seed": recipe.get("seed"),
-        "batch": recipe.get("batch", 8),
+        "batch": recipe.get("batch", TrainSettings.batch),
         "precision": recipe.get("precision", "fp32"),
         "tier": recipe.get("tier", "fast"),
     }
