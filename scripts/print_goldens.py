@@ -21,20 +21,20 @@ sys.path.insert(0, str(TESTS))
 
 import test_codecs  # noqa: E402  (the pinned names and values live in the tests)
 import test_codecs_refine  # noqa: E402
-from conftest import golden_of, person_window, reference_decode  # noqa: E402
+from conftest import golden_of, person_window, reference_decode, reference_encode  # noqa: E402
 
-from surveil.codecs.library import encode_canvases  # noqa: E402
 from surveil.codecs.model import load_codec  # noqa: E402
 from surveil.paths import PROJECT_WEIGHTS  # noqa: E402
 
 Golden = dict[str, str]
 
 
-def golden_entry(weights: Path, canvas: np.ndarray, mask: np.ndarray | None = None, refine_steps: int = 0) -> Golden:
-    """md5s of the bitstream and of the float64 reference decode, as the golden tests compute them."""
+def golden_entry(
+    weights: Path, canvas: np.ndarray, mask: np.ndarray | None = None, refine_steps: int = 0, rounding: str = "sga"
+) -> Golden:
+    """md5s of the float64 reference encode and of its float64 reference decode, as the golden tests compute them."""
     codec = load_codec(weights)
-    masks = None if mask is None else [mask]
-    [(strings, shape)] = encode_canvases(codec, [canvas], masks, refine_steps)
+    strings, shape = reference_encode(codec, canvas, mask, refine_steps, rounding)
     return golden_of(strings, reference_decode(codec, strings, shape))
 
 
@@ -62,17 +62,20 @@ def main() -> int:
     checks: list[tuple[str, Path, Golden, Golden]] = []
     for name, pinned in sorted(test_codecs.GOLDEN.items()):
         checks.append((name, Path(test_codecs.__file__), pinned, golden_entry(PROJECT_WEIGHTS / name, canvas)))
-    for name, pinned in sorted(test_codecs_refine.GOLDEN_REFINED.items()):
-        now = golden_entry(PROJECT_WEIGHTS / name, canvas, mask, test_codecs_refine.STEPS)
-        checks.append(
-            (f"{name} refined {test_codecs_refine.STEPS} steps", Path(test_codecs_refine.__file__), pinned, now)
-        )
+    steps = test_codecs_refine.STEPS
+    for rounding, goldens in (
+        ("sga", test_codecs_refine.GOLDEN_REFINED),
+        ("ste", test_codecs_refine.GOLDEN_REFINED_STE),
+    ):
+        for name, pinned in sorted(goldens.items()):
+            now = golden_entry(PROJECT_WEIGHTS / name, canvas, mask, steps, rounding)
+            checks.append((f"{name} refined {steps} steps {rounding}", Path(test_codecs_refine.__file__), pinned, now))
 
     changed = 0
     for label, path, pinned, now in checks:
         status = "same" if now == pinned else "CHANGED"
         changed += now != pinned
-        print(f"{label:36s} {status:8s} bitstream {now['bitstream_md5']}  decoded {now['decoded_md5']}")
+        print(f"{label:40s} {status:8s} bitstream {now['bitstream_md5']}  decoded {now['decoded_md5']}")
         if args.write and now != pinned:
             _replace_in(path, pinned, now)
     print(f"{changed} of {len(checks)} pinned entries changed" + (" and written" if args.write and changed else ""))

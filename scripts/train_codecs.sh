@@ -42,8 +42,8 @@
 #      from their stage-22 files (patch seed 13; face q0's stage-23 candidate gained nothing and was not kept);
 #  24 to 27. each face high point continued 2000 steps from its last file, one round a stage (patch seeds 14 to
 #      17; stage 24 started q0 from stage 22, the rest from stage 23);
-#  28. face high q4 continued 2000 steps from its stage-27 file (patch seed 18), and face high q2 and q3 from
-#      their stage-27 files in batches of 16 instead of 8 (patch seed 18; the batch-8 stage-28 candidates of q1 to
+#  28. face high q4 continued 2000 steps from its stage-27 file (patch seed 18), and face high q0 to q3 from
+#      their stage-27 files in batches of 16 instead of 8 (patch seed 18; the batch-8 stage-28 candidates of q0 to
 #      q3 gained nothing and were not kept);
 #  29 to 32. face high q4 continued 2000 steps from its last file, one round a stage (patch seeds 19 to 22).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
@@ -245,7 +245,7 @@ HIGH_ROUNDS=(  # stage class patch_seed batch qualities..., in order; one stage'
   "26 face 16 8 0 1 2 3 4"
   "27 face 17 8 0 1 2 3 4"
   "28 face 18 8 4"
-  "28 face 18 16 2 3"
+  "28 face 18 16 0 1 2 3"
   "29 face 19 8 4"
   "30 face 20 8 4"
   "31 face 21 8 4"

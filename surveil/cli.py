@@ -122,6 +122,7 @@ def _cmd_eval_codec(args: argparse.Namespace) -> int:
             args.weights_dir,
             args.refine_steps,
             cache_dir,
+            args.refine_rounding,
         )
     )
     return 0
@@ -238,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="also evaluate each tier with each crop's latents refined for N steps (the edge's codec.refine_steps)",
+    )
+    ev.add_argument(
+        "--refine-rounding",
+        choices=("sga", "ste"),  # codecs/refine.py ROUNDINGS, spelled out: the parser does not import torch
+        default="sga",
+        help="how refinement rounds the latents (codecs/refine.py): sga, the edge's (default), or ste, the "
+        "straight-through rounding of reports measured before SGA",
     )
     ev.add_argument(
         "--cache-dir",

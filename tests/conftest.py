@@ -122,6 +122,39 @@ def golden_of(strings: list[bytes], reference: np.ndarray) -> dict[str, str]:
     return {"bitstream_md5": md5(b"".join(strings)), "decoded_md5": md5(reference.tobytes())}
 
 
+def reference_encode(
+    codec, canvas: np.ndarray, mask: np.ndarray | None = None, refine_steps: int = 0, rounding: str = "sga"
+) -> tuple[list[bytes], tuple[int, int]]:
+    """The canvas coded with the analysis (and, with ``refine_steps``, the whole latent refinement) in float64: the
+    stream the golden md5s pin.
+
+    The edge's float32 analysis gives the same stream on every run of one machine, but another CPU's kernels can
+    move a latent that lies within some 1e-6 of a rounding boundary across it: a stream as valid as the first, with
+    other bytes. Float64 moves latents by some 1e-13, so this stream is the same on any CPU; the entropy coding is
+    the codec's own.
+    """
+    import copy
+
+    import torch
+
+    from surveil.codecs.library import QUALITY_LAMBDAS, to_tensor
+    from surveil.codecs.refine import object_weights, refine_latents
+
+    exact = copy.deepcopy(codec.model).double()  # the codec itself stays float32
+    x = to_tensor([canvas], "cpu").double()
+    with torch.no_grad():
+        if refine_steps:
+            assert mask is not None, "refinement needs the object mask"
+            weight = object_weights([mask]).double()
+            y, z = refine_latents(exact, x, weight, QUALITY_LAMBDAS[codec.codec_id.quality], refine_steps, rounding)
+        else:
+            y = exact.g_a(x)
+            z = exact.h_a(y)
+        out = codec.model.compress_latents(y, z)
+    y_strings, z_strings = out["strings"]
+    return [y_strings[0], z_strings[0]], tuple(int(v) for v in out["shape"])
+
+
 def reference_decode(codec, strings: list[bytes], shape: tuple[int, int]) -> np.ndarray:
     """The canvas decoded with the synthesis in float64: what the golden md5s pin.
 

@@ -391,6 +391,18 @@ def test_clean_encode_is_quiet(encoded: tuple[Path, subprocess.CompletedProcess[
     assert records[-1].topic.endswith("/end")
 
 
+def test_eval_codec_offers_every_rounding() -> None:
+    from surveil.cli import build_parser
+    from surveil.codecs.refine import ROUNDINGS
+
+    parser = build_parser()
+    for rounding in ROUNDINGS:
+        assert parser.parse_args(["eval-codec", "--refine-rounding", rounding]).refine_rounding == rounding
+    assert parser.parse_args(["eval-codec"]).refine_rounding == "sga"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval-codec", "--refine-rounding", "noise"])
+
+
 @pytest.mark.parametrize("value", ["-1", "ten"])
 def test_eval_codec_refuses_a_bad_step_count(value: str, capsys: pytest.CaptureFixture[str]) -> None:
     from surveil.cli import build_parser

@@ -84,8 +84,8 @@ def test_evaluation_refines_each_tier(
     out = tmp_path / "eval_person.md"
     evaluate_codec.run_codec_evaluation("person", [1, 2], out, refine_steps=2)
     text = out.read_text()
-    assert "fast tier, latents refined per crop (2 steps)" in text
-    assert "high tier, latents refined per crop (2 steps)" in text
+    assert "fast tier, latents refined per crop (2 steps, stochastic Gumbel annealing)" in text
+    assert "high tier, latents refined per crop (2 steps, stochastic Gumbel annealing)" in text
     bd_lines = text.split("BD-rate (PSNR / MS-SSIM dB")[1].split("\n\n")[1].splitlines()
     columns = [c.strip() for c in bd_lines[0].strip("|").split("|")]
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in bd_lines[2:]}

@@ -29,6 +29,9 @@ def test_a_stored_point_comes_back_whole(kodak_crops, tmp_path: Path) -> None:
     assert RDPoint(**cache.get(weights, 0)) == point
     assert (cache.measured, cache.reused) == (1, 1)
     assert cache.get(weights, 2) is None  # refined points are other points
+    cache.put(weights, 2, point, "ste")
+    assert cache.get(weights, 2, "sga") is None  # and points refined with another rounding too
+    assert cache.get(weights, 2, "ste") is not None
     assert not list((tmp_path / "cache").glob("*.tmp"))
 
 

@@ -120,12 +120,13 @@ def encode_canvases(
     canvases: list[np.ndarray],
     masks: list[np.ndarray] | None = None,
     refine_steps: int = 0,
+    rounding: str = "sga",
 ) -> list[tuple[list[bytes], tuple[int, int]]]:
     """Code canvases with one model; same-sized canvases share a forward pass. Returns (strings, z shape) each.
 
     With ``refine_steps`` and the canvases' object ``masks`` (bool, canvas-sized), each region's latents are first
-    optimised for its own cost at the codec's lambda (codecs/refine.py): fewer bits for the same object pixels, at
-    about one synthesis forward and backward pass per step.
+    optimised for its own cost at the codec's lambda (codecs/refine.py, with its ``rounding``): fewer bits for the
+    same object pixels, at about one synthesis forward and backward pass per step.
     """
     if refine_steps and masks is None:
         raise ValueError("latent refinement needs the canvases' object masks")
@@ -138,7 +139,7 @@ def encode_canvases(
         if refine_steps and masks is not None:
             weight = object_weights([masks[i] for i in indices])
             lmbda = QUALITY_LAMBDAS[codec.codec_id.quality]
-            out = codec.model.compress_latents(*refine_latents(codec.model, x, weight, lmbda, refine_steps))
+            out = codec.model.compress_latents(*refine_latents(codec.model, x, weight, lmbda, refine_steps, rounding))
         else:
             out = codec.model.compress(x)
         y_strings, z_strings = out["strings"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -150,20 +151,26 @@ class MixtureCodecModel(CompressionModel):
         ctx = self.context_prediction(y_context_source) * (~anchors).to(hyper.dtype)  # anchors see no context
         return self.entropy_parameters(torch.cat([hyper, ctx], dim=1))
 
-    def _sent_latents(self, y: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """``y`` as the decoder will see it (rounded around the hyperprior means, straight-through gradients) and the
-        mixture of every latent, the non-anchors' conditioned on the rounded anchors."""
+    def _sent_latents(
+        self, y: torch.Tensor, hyper: torch.Tensor, quantize: Callable[[torch.Tensor], torch.Tensor] = quantize_ste
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """``y`` as the decoder will see it (rounded around the hyperprior means by ``quantize``: by default with
+        straight-through gradients) and the mixture of every latent, the non-anchors' conditioned on the rounded
+        anchors."""
         offsets = _offsets(hyper)
-        y_hat = quantize_ste(y - offsets) + offsets
+        y_hat = quantize(y - offsets) + offsets
         anchors = anchor_mask(*y.shape[-2:]).to(y.device)
         params = self._params(hyper, y_hat * anchors.to(y.dtype), anchors)
         return y_hat, self._mixture(hyper, params)
 
-    def coded_latents(self, y: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def coded_latents(
+        self, y: torch.Tensor, hyper: torch.Tensor, quantize: Callable[[torch.Tensor], torch.Tensor] = quantize_ste
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``y`` as the coder sends it and the likelihoods of those values (the rate the coder spends, up to its
         table quantisation), differentiable in ``y``: the evaluation-mode rate, and the cost latent refinement
-        lowers (codecs/refine.py). ``hyper``: ``h_s`` of the rounded hyper-latent."""
-        y_hat, mixture = self._sent_latents(y, hyper)
+        lowers (codecs/refine.py, which passes its own ``quantize``). ``hyper``: ``h_s`` of the rounded
+        hyper-latent."""
+        y_hat, mixture = self._sent_latents(y, hyper, quantize)
         coder = self.gaussian_conditional
         return y_hat, coder.likelihood_lower_bound(coder._likelihood(y_hat, *mixture))
 

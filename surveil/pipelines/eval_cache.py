@@ -68,7 +68,7 @@ class PointCache:
     reused: int = 0  # points this run took from the folder
     measured: int = 0  # points this run measured and stored
 
-    def key(self, weights: Path, refine_steps: int) -> dict[str, Any]:
+    def key(self, weights: Path, refine_steps: int, rounding: str = "sga") -> dict[str, Any]:
         import torch
 
         return {
@@ -76,6 +76,7 @@ class PointCache:
             "crops_sha256": self.crops,
             "code_sha256": self.code,
             "refine_steps": refine_steps,
+            "rounding": rounding if refine_steps else None,
             "torch_threads": torch.get_num_threads(),
             **_versions(),
         }
@@ -84,10 +85,10 @@ class PointCache:
         name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
         return self.directory / f"{name}.json"
 
-    def get(self, weights: Path, refine_steps: int) -> dict[str, Any] | None:
+    def get(self, weights: Path, refine_steps: int, rounding: str = "sga") -> dict[str, Any] | None:
         """The stored point's fields (as ``put`` was given them), or None when this key was never measured or its
         file cannot be read (then it is measured again)."""
-        key = self.key(weights, refine_steps)
+        key = self.key(weights, refine_steps, rounding)
         path = self._path(key)
         try:
             entry = json.loads(path.read_text())
@@ -102,8 +103,8 @@ class PointCache:
         self.reused += 1
         return entry["point"]
 
-    def put(self, weights: Path, refine_steps: int, point: Any) -> None:
-        key = self.key(weights, refine_steps)
+    def put(self, weights: Path, refine_steps: int, point: Any, rounding: str = "sga") -> None:
+        key = self.key(weights, refine_steps, rounding)
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"key": key, "measured": datetime.now(UTC).isoformat(timespec="seconds"), "point": asdict(point)}

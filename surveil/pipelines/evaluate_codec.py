@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from surveil.codecs.library import decode_canvas, encode_canvases, to_tensor, weight_file
 from surveil.codecs.model import TIERS, LoadedCodec, load_codec, tier_of
+from surveil.codecs.refine import ROUNDINGS
 from surveil.config import load_config
 from surveil.errors import SurveilError
 from surveil.paths import PROJECT_WEIGHTS, REPO_ROOT
@@ -84,15 +85,18 @@ def _loaded(codec: Path | LoadedCodec) -> LoadedCodec:
 
 
 def learned_point(
-    codec: Path | LoadedCodec, crops: list[tuple[np.ndarray, np.ndarray]], refine_steps: int = 0
+    codec: Path | LoadedCodec,
+    crops: list[tuple[np.ndarray, np.ndarray]],
+    refine_steps: int = 0,
+    rounding: str = "sga",
 ) -> RDPoint:
     """The codec's mean point over the crops; with ``refine_steps``, each crop's latents refined first (the edge's
-    ``codec.refine_steps``), named ``<class> <tier>+refine<steps>``."""
+    ``codec.refine_steps``; ``rounding``: codecs/refine.py's), named ``<class> <tier>+refine<steps>``."""
     codec = _loaded(codec)
     rows: list[Row] = []
     for rgb, mask in crops:
         started = time.perf_counter()
-        [(strings, shape)] = encode_canvases(codec, [rgb], [mask], refine_steps)
+        [(strings, shape)] = encode_canvases(codec, [rgb], [mask], refine_steps, rounding)
         encoded = time.perf_counter()
         decoded = decode_canvas(codec, strings, shape)
         done = time.perf_counter()
@@ -338,17 +342,18 @@ def _learned_curve(
     weights_dir: Path = PROJECT_WEIGHTS,
     refine_steps: int = 0,
     cache: PointCache | None = None,
+    rounding: str = "sga",
 ) -> list[RDPoint]:
     paths = [p for p in (weight_file(weights_dir, codec_class, q, tier) for q in qualities) if p.exists()]
-    desc = f"{codec_class} {tier}" + (f" refined ({refine_steps} steps)" if refine_steps else "")
+    desc = f"{codec_class} {tier}" + (f" refined ({refine_steps} steps, {rounding})" if refine_steps else "")
     curve = []
     for path in tqdm(paths, desc=desc, unit="quality"):
-        if cache is not None and (stored := cache.get(path, refine_steps)) is not None:
+        if cache is not None and (stored := cache.get(path, refine_steps, rounding)) is not None:
             curve.append(RDPoint(**stored))
             continue
-        curve.append(learned_point(path, crops, refine_steps))
+        curve.append(learned_point(path, crops, refine_steps, rounding))
         if cache is not None:
-            cache.put(path, refine_steps, curve[-1])
+            cache.put(path, refine_steps, curve[-1], rounding)
     return curve
 
 
@@ -361,11 +366,13 @@ def run_codec_evaluation(
     weights_dir: Path = PROJECT_WEIGHTS,
     refine_steps: int = 0,
     cache_dir: Path | None = None,
+    rounding: str = "sga",
 ) -> str:
     """Evaluate every tier of the class that has trained weights in ``weights_dir`` (candidates can be judged before
     they are committed); write the tables (markdown) and the plot (PNG).
 
-    With ``refine_steps``, each tier is also evaluated with its latents refined per crop (codecs/refine.py), as a
+    With ``refine_steps``, each tier is also evaluated with its latents refined per crop (codecs/refine.py, with its
+    ``rounding``), as a
     curve of its own against the conventional anchors (not against the generic codec, whose encoder is not refined
     here: that comparison would favour the class codec); the refined high tier is also set against the refined fast
     tier.
@@ -385,7 +392,7 @@ def run_codec_evaluation(
     }
     refined = {f"{tier}+refine{refine_steps}": tier for tier in list(learned) if refine_steps}
     for key, tier in refined.items():
-        learned[key] = _learned_curve(codec_class, qualities, tier, crops, weights_dir, refine_steps, cache)
+        learned[key] = _learned_curve(codec_class, qualities, tier, crops, weights_dir, refine_steps, cache, rounding)
     if not learned:
         wanted = [str(weight_file(weights_dir, codec_class, q, t)) for t in tiers for q in qualities]
         raise SurveilError(f"no trained weights: none of {', '.join(wanted)} (train them with 'surveil train')")
@@ -423,7 +430,7 @@ def run_codec_evaluation(
     for tier, curve in learned.items():
         table = comparison_table(curve, anchors[tier])
         label = (
-            f"{refined[tier]} tier, latents refined per crop ({refine_steps} steps)"
+            f"{refined[tier]} tier, latents refined per crop ({refine_steps} steps, {ROUNDINGS[rounding]})"
             if tier in refined
             else f"{tier} tier"
         )
