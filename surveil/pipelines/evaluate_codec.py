@@ -372,10 +372,9 @@ def run_codec_evaluation(
     they are committed); write the tables (markdown) and the plot (PNG).
 
     With ``refine_steps``, each tier is also evaluated with its latents refined per crop (codecs/refine.py, with its
-    ``rounding``), as a
-    curve of its own against the conventional anchors (not against the generic codec, whose encoder is not refined
-    here: that comparison would favour the class codec); the refined high tier is also set against the refined fast
-    tier.
+    ``rounding``), as a curve of its own against the conventional anchors (not against the generic codec, whose
+    encoder is not refined here: that comparison would favour the class codec); the refined high tier is also set
+    against the refined fast tier.
 
     With ``cache_dir``, learned points measured before with the same weights, crops and code are reused from there
     (eval_cache.py), and new ones are stored."""
