@@ -125,8 +125,8 @@ def golden_of(strings: list[bytes], reference: np.ndarray) -> dict[str, str]:
 def reference_encode(
     codec, canvas: np.ndarray, mask: np.ndarray | None = None, refine_steps: int = 0, rounding: str = "sga"
 ) -> tuple[list[bytes], tuple[int, int]]:
-    """The canvas coded with the analysis (and, with ``refine_steps``, the whole latent refinement) in float64: the
-    stream the golden md5s pin.
+    """The canvas coded by the edge's own path (``encode_canvases``, refinement included) with the model in float64:
+    the stream the golden md5s pin.
 
     The edge's float32 analysis gives the same stream on every run of one machine, but another CPU's kernels can
     move a latent that lies within some 1e-6 of a rounding boundary across it: a stream as valid as the first, with
@@ -134,25 +134,27 @@ def reference_encode(
     the codec's own.
     """
     import copy
+    import dataclasses
 
     import torch
 
-    from surveil.codecs.library import QUALITY_LAMBDAS, to_tensor
-    from surveil.codecs.refine import object_weights, refine_latents
+    from surveil.codecs.library import encode_canvases
 
-    exact = copy.deepcopy(codec.model).double()  # the codec itself stays float32
-    x = to_tensor([canvas], "cpu").double()
-    with torch.no_grad():
-        if refine_steps:
-            assert mask is not None, "refinement needs the object mask"
-            weight = object_weights([mask]).double()
-            y, z = refine_latents(exact, x, weight, QUALITY_LAMBDAS[codec.codec_id.quality], refine_steps, rounding)
-        else:
-            y = exact.g_a(x)
-            z = exact.h_a(y)
-        out = codec.model.compress_latents(y, z)
-    y_strings, z_strings = out["strings"]
-    return [y_strings[0], z_strings[0]], tuple(int(v) for v in out["shape"])
+    class Float64Analysis(torch.nn.Module):
+        def __init__(self, analysis: torch.nn.Module) -> None:
+            super().__init__()
+            self.analysis = analysis
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.analysis(x.double())
+
+    model = copy.deepcopy(codec.model).double()  # the codec itself stays float32
+    model.g_a = Float64Analysis(model.g_a)
+    masks = None if mask is None else [mask]
+    [(strings, shape)] = encode_canvases(
+        dataclasses.replace(codec, model=model), [canvas], masks, refine_steps, rounding
+    )
+    return strings, shape
 
 
 def reference_decode(codec, strings: list[bytes], shape: tuple[int, int]) -> np.ndarray:
