@@ -130,8 +130,8 @@ def reference_encode(
 
     The edge's float32 analysis gives the same stream on every run of one machine, but another CPU's kernels can
     move a latent that lies within some 1e-6 of a rounding boundary across it: a stream as valid as the first, with
-    other bytes. Float64 moves latents by some 1e-13, so this stream should be the same on any CPU (the high tier's
-    person q2 is not yet: test_codecs.GOLDEN_OTHER_CPUS); the entropy coding is the codec's own.
+    other bytes. Float64 moves latents by some 1e-13, so this stream is the same on any CPU; the entropy coding is
+    the codec's own.
     """
     import copy
     import dataclasses

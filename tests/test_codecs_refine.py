@@ -39,16 +39,6 @@ GOLDEN_REFINED_STE = {
         "decoded_md5": "9c9b3d4deddde31dde492566a026aa2f",
     },
 }
-# Entries of the high tier that came on an Intel Xeon where the ones above were pinned on an AMD EPYC, as for
-# test_codecs.GOLDEN_OTHER_CPUS (its comment says why either passes)
-GOLDEN_REFINED_OTHER_CPUS = {
-    ("person_high_q2.pt", "sga"): [
-        {"bitstream_md5": "4b5f3ba46bca65938b056b0678e77da8", "decoded_md5": "939f3ed45d5dcd36762d8d4821f2dbc6"}
-    ],
-    ("person_high_q2.pt", "ste"): [
-        {"bitstream_md5": "b9024ebf444babb579267be7036a8879", "decoded_md5": "9c9b3d4deddde31dde492566a026aa2f"}
-    ],
-}
 
 
 @pytest.fixture(scope="module", params=list(GOLDEN_REFINED))
@@ -88,10 +78,7 @@ def test_refined_golden(weights_name: str, person_q2, crop_and_mask, rounding: s
     assert_within_a_rounding_step(decode_canvas(person_q2, strings, shape), reference_decode(person_q2, strings, shape))
     pinned_strings, pinned_shape = reference_encode(person_q2, canvas, mask, STEPS, rounding)
     assert pinned_shape == shape
-    assert golden_of(pinned_strings, reference_decode(person_q2, pinned_strings, shape)) in [
-        goldens[weights_name],
-        *GOLDEN_REFINED_OTHER_CPUS.get((weights_name, rounding), []),
-    ]
+    assert golden_of(pinned_strings, reference_decode(person_q2, pinned_strings, shape)) == goldens[weights_name]
 
 
 def test_annealing_beats_straight_through(person_q2, crop_and_mask) -> None:

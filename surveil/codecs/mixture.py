@@ -36,7 +36,13 @@ from compressai.models import CompressionModel, MeanScaleHyperprior
 from compressai.ops import LowerBound, quantize_ste
 from torch import nn
 
-from surveil.codecs.model import MIXTURE_FAMILY, CodecArch, RegionCodecModel, single_threaded
+from surveil.codecs.model import (
+    MIXTURE_FAMILY,
+    CodecArch,
+    RegionCodecModel,
+    rebuild_bottleneck_tables,
+    single_threaded,
+)
 from surveil.errors import SurveilError
 
 logger = logging.getLogger(__name__)
@@ -189,7 +195,7 @@ class MixtureCodecModel(CompressionModel):
     # --- coding ---------------------------------------------------------------------------------------------------
     def prepare_for_coding(self) -> None:
         """Rebuild the hyper-latent's tables and the float64 CPU copies of the parameter networks."""
-        self.entropy_bottleneck.update(force=True)
+        rebuild_bottleneck_tables(self.entropy_bottleneck)
         exact = nn.ModuleDict(
             {
                 "h_s": copy.deepcopy(self.h_s),

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from compressai.entropy_models import EntropyBottleneck
 from compressai.models import MeanScaleHyperprior
 from torch import nn
 
@@ -34,6 +35,20 @@ MIXTURE_FAMILY = "cgm"  # attention + Gaussian mixture + checkerboard context (t
 LATENT_STRIDE = 64  # canvas pixels per hyper-latent element: g_a downsamples by 16, h_a by 4 more
 STRINGS_PER_REGION = 2  # the entropy-coded latents y and z
 _NOT_LEARNED = ("_h_s_exact.",)  # derived at load time; files written before it left the module tree still carry it
+
+
+def rebuild_bottleneck_tables(bottleneck: EntropyBottleneck) -> None:
+    """Rebuild the hyper-latent's integer tables from a float64 CPU copy of its density.
+
+    CompressAI builds them in the module's precision. In float32, another CPU's kernels can move a probability across
+    a quantisation step of the table (person_high_q2 has 4 such entries: its float32 and float64 tables differ there),
+    and an edge and a station on different CPUs would then code the hyper-latents with different tables.
+    """
+    exact = copy.deepcopy(bottleneck).to(device="cpu", dtype=torch.float64)
+    exact.update(force=True)
+    device = bottleneck.quantiles.device
+    for name in ("_offset", "_quantized_cdf", "_cdf_length"):
+        setattr(bottleneck, name, getattr(exact, name).to(device))
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,7 @@ class RegionCodecModel(MeanScaleHyperprior):
     def prepare_for_coding(self) -> None:
         """Rebuild entropy tables and the float64 CPU copy of ``h_s``; call after training or loading."""
         self.update(force=True)
+        rebuild_bottleneck_tables(self.entropy_bottleneck)
         exact = copy.deepcopy(self.h_s).to(device="cpu", dtype=torch.float64).eval()
         # Kept out of the module tree: not a learned part, never in a state dict, never moved to another device.
         object.__setattr__(self, "_h_s_exact", exact)
