@@ -130,6 +130,16 @@ def test_hyper_latent_tables_are_built_in_float64(name: str) -> None:
         assert torch.equal(getattr(bottleneck, table), getattr(exact, table)), table
 
 
+def test_latent_tables_are_not_compressais_float32_build() -> None:
+    """The fast tier's scale tables are built in float64 (model.rebuild_scale_tables): CompressAI's float32 build
+    differs from it in hundreds of entries, any of which another CPU's float32 kernels could build otherwise."""
+    conditional = load_codec(_weights("person_q2.pt")).model.gaussian_conditional
+    float32 = copy.deepcopy(conditional)
+    float32.update()
+    assert torch.equal(conditional._offset, float32._offset)
+    assert not torch.equal(conditional._quantized_cdf, float32._quantized_cdf)
+
+
 def test_batched_encode_equals_single(crop: np.ndarray) -> None:
     """Regions of one size share a forward pass; each one's bitstream must not depend on its batch-mates."""
     codec = load_codec(_weights("person_q3.pt"))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from compressai.entropy_models import EntropyBottleneck
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models import MeanScaleHyperprior
 from torch import nn
 
@@ -49,6 +49,27 @@ def rebuild_bottleneck_tables(bottleneck: EntropyBottleneck) -> None:
     device = bottleneck.quantiles.device
     for name in ("_offset", "_quantized_cdf", "_cdf_length"):
         setattr(bottleneck, name, getattr(exact, name).to(device))
+
+
+def rebuild_scale_tables(conditional: GaussianConditional) -> None:
+    """Rebuild the latents' integer tables (one per entry of the scale table) in float64, as CompressAI's
+    ``GaussianConditional.update`` does in float32: there, 796 of its 200,512 CDF entries differ from the float64
+    build, any of which another CPU's float32 kernels could build otherwise."""
+    scale_table = conditional.scale_table.to(device="cpu", dtype=torch.float64)
+    multiplier = -conditional._standardized_quantile(conditional.tail_mass / 2)
+    pmf_center = torch.ceil(scale_table * multiplier).int()
+    pmf_length = 2 * pmf_center + 1
+    max_length = int(pmf_length.max().item())
+    samples = torch.abs(torch.arange(max_length).int() - pmf_center[:, None]).double()
+    scales = scale_table.unsqueeze(1)
+    upper = conditional._standardized_cumulative((0.5 - samples) / scales)
+    lower = conditional._standardized_cumulative((-0.5 - samples) / scales)
+    device = conditional.scale_table.device
+    conditional._quantized_cdf = conditional._pmf_to_cdf(upper - lower, 2 * lower[:, :1], pmf_length, max_length).to(
+        device
+    )
+    conditional._offset = (-pmf_center).to(device)
+    conditional._cdf_length = (pmf_length + 2).to(device)
 
 
 @dataclass(frozen=True)
@@ -101,6 +122,7 @@ class RegionCodecModel(MeanScaleHyperprior):
         """Rebuild entropy tables and the float64 CPU copy of ``h_s``; call after training or loading."""
         self.update(force=True)
         rebuild_bottleneck_tables(self.entropy_bottleneck)
+        rebuild_scale_tables(self.gaussian_conditional)
         exact = copy.deepcopy(self.h_s).to(device="cpu", dtype=torch.float64).eval()
         # Kept out of the module tree: not a learned part, never in a state dict, never moved to another device.
         object.__setattr__(self, "_h_s_exact", exact)
