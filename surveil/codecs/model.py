@@ -41,8 +41,8 @@ def rebuild_bottleneck_tables(bottleneck: EntropyBottleneck) -> None:
     """Rebuild the hyper-latent's integer tables from a float64 CPU copy of its density.
 
     CompressAI builds them in the module's precision. In float32, another CPU's kernels can move a probability across
-    a quantisation step of the table (person_high_q2 has 4 such entries: its float32 and float64 tables differ there),
-    and an edge and a station on different CPUs would then code the hyper-latents with different tables.
+    a quantisation step of the table (person_high_q2's came out differently on an Intel Xeon and an AMD EPYC), and an
+    edge and a station on different CPUs would then code the hyper-latents with different tables.
     """
     exact = copy.deepcopy(bottleneck).to(device="cpu", dtype=torch.float64)
     exact.update(force=True)
@@ -53,8 +53,8 @@ def rebuild_bottleneck_tables(bottleneck: EntropyBottleneck) -> None:
 
 def rebuild_scale_tables(conditional: GaussianConditional) -> None:
     """Rebuild the latents' integer tables (one per entry of the scale table) in float64, as CompressAI's
-    ``GaussianConditional.update`` does in float32: there, 796 of its 200,512 CDF entries differ from the float64
-    build, any of which another CPU's float32 kernels could build otherwise."""
+    ``GaussianConditional.update`` does in float32, where entries differ from the float64 build and another CPU's
+    float32 kernels could build them otherwise."""
     scale_table = conditional.scale_table.to(device="cpu", dtype=torch.float64)
     multiplier = -conditional._standardized_quantile(conditional.tail_mass / 2)
     pmf_center = torch.ceil(scale_table * multiplier).int()
