@@ -123,6 +123,7 @@ def _cmd_eval_codec(args: argparse.Namespace) -> int:
             args.refine_steps,
             cache_dir,
             args.refine_rounding,
+            args.workers,
         )
     )
     return 0
@@ -254,6 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="reuse learned-codec points measured before with the same weights, crops and code (out/eval_cache)",
     )
     ev.add_argument("--no-cache", action="store_true", help="measure every point again, and store none")
+    ev.add_argument(
+        "--workers",
+        type=_whole_number(1),
+        default=1,
+        metavar="N",
+        help="measure the points in N processes of one torch thread each (default 1: in this process, with its "
+        "threads); the cache keys points by the thread count, so runs reuse each other's points only with the same "
+        "--workers setting, or with OMP_NUM_THREADS=1 in place of it",
+    )
     ev.set_defaults(func=_cmd_eval_codec)
     return parser
 

@@ -411,3 +411,15 @@ def test_eval_codec_refuses_a_bad_step_count(value: str, capsys: pytest.CaptureF
         build_parser().parse_args(["eval-codec", "--refine-steps", value])
     assert info.value.code == 2
     assert "expected a whole number, 0 or more" in capsys.readouterr().err
+
+
+def test_eval_codec_takes_a_worker_count(capsys: pytest.CaptureFixture[str]) -> None:
+    from surveil.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["eval-codec"]).workers == 1
+    assert parser.parse_args(["eval-codec", "--workers", "3"]).workers == 3
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(["eval-codec", "--workers", "0"])
+    assert info.value.code == 2
+    assert "expected a positive whole number" in capsys.readouterr().err

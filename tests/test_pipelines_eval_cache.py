@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import shutil
 from pathlib import Path
 
@@ -74,3 +76,26 @@ def test_a_second_evaluation_reuses_the_learned_points(
         return [line.split("|")[1:5] for line in text.splitlines() if line.startswith("| person fast q1")]
 
     assert learned_rows(first) and learned_rows(first) == learned_rows(second)
+
+
+def test_workers_measure_the_same_points_and_share_them(
+    kodak_crops, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Points measured in single-thread worker processes equal those measured in this process (unrefined coding is
+    bit-exact across thread counts), are stored under the one-thread key, and a second run with workers reuses them."""
+    monkeypatch.setattr(evaluate_codec, "held_out_crops", lambda codec_class: kodak_crops)
+    here = evaluate_codec.run_codec_evaluation("person", [1], tmp_path / "a.md", ("fast",))
+    run = functools.partial(
+        evaluate_codec.run_codec_evaluation, "person", [1], tiers=("fast",), cache_dir=tmp_path / "c", workers=2
+    )
+    in_workers = run(tmp_path / "b.md")
+    again = run(tmp_path / "c.md")
+
+    def rows(text: str) -> list[list[str]]:  # bpp, PSNR and MS-SSIM of every point, learned and anchor
+        return [line.split("|")[1:5] for line in text.splitlines() if line.startswith("| ") and "ms" not in line]
+
+    assert rows(here) and rows(in_workers) == rows(here)
+    assert "reused" not in in_workers
+    assert "2 of 2 learned-codec points were reused" in again  # person fast q1 and generic fast q1
+    stored = [json.loads(p.read_text())["key"]["torch_threads"] for p in (tmp_path / "c").glob("*.json")]
+    assert stored == [1, 1]

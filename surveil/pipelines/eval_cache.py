@@ -67,6 +67,7 @@ class PointCache:
     code: str  # code_digest
     reused: int = 0  # points this run took from the folder
     measured: int = 0  # points this run measured and stored
+    threads: int | None = None  # torch threads the points are measured with; None: this process's
 
     def key(self, weights: Path, refine_steps: int, rounding: str = "sga") -> dict[str, Any]:
         import torch
@@ -77,7 +78,7 @@ class PointCache:
             "code_sha256": self.code,
             "refine_steps": refine_steps,
             "rounding": rounding if refine_steps else None,
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": self.threads or torch.get_num_threads(),
             **_versions(),
         }
 

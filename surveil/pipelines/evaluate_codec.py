@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import logging
+import multiprocessing
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,7 +172,6 @@ def x265_point(crf: int, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
 
 def av1_point(crf: int, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
     """SVT-AV1 in still-picture mode (avif=1, 4:2:0, preset 4): every OBU counted, sequence header included."""
-    import os
     from fractions import Fraction
 
     import av
@@ -334,27 +335,81 @@ def held_out_crops(codec_class: str) -> list[tuple[np.ndarray, np.ndarray]]:
     return load_split_with_masks(codec_class, "test")
 
 
-def _learned_curve(
-    codec_class: str,
-    qualities: list[int],
-    tier: str,
-    crops: list,
-    weights_dir: Path = PROJECT_WEIGHTS,
-    refine_steps: int = 0,
+@dataclass(frozen=True)
+class Measurement:
+    """One point an evaluation needs: a learned codec's weight file (refined for ``refine_steps`` with
+    ``rounding``, or not), or a conventional codec (``jpeg``, ``webp``, ``x265``, ``av1``) at a quality or CRF."""
+
+    codec: str  # "learned" or one of CONVENTIONAL_SETTINGS
+    setting: Path | int  # the weight file, or the quality or CRF
+    refine_steps: int = 0
+    rounding: str = "sga"
+
+
+CONVENTIONAL_SETTINGS = {"jpeg": JPEG_QUALITIES, "webp": WEBP_QUALITIES, "x265": X265_CRFS, "av1": AV1_CRFS}
+
+
+def measure(item: Measurement, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
+    if item.codec == "learned":
+        return learned_point(Path(item.setting), crops, item.refine_steps, item.rounding)
+    setting = int(item.setting)
+    if item.codec in ("jpeg", "webp"):
+        return pillow_point(item.codec.upper(), setting, crops)
+    return {"x265": x265_point, "av1": av1_point}[item.codec](setting, crops)
+
+
+_worker_crops: list[tuple[np.ndarray, np.ndarray]] = []
+
+
+def _start_worker(crops: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    global _worker_crops
+    _worker_crops = crops
+    torch.set_num_threads(1)
+
+
+@torch.no_grad()
+def _measure_in_worker(item: Measurement) -> tuple[Measurement, RDPoint]:
+    return item, measure(item, _worker_crops)
+
+
+def measure_all(
+    items: list[Measurement],
+    crops: list[tuple[np.ndarray, np.ndarray]],
     cache: PointCache | None = None,
-    rounding: str = "sga",
-) -> list[RDPoint]:
-    paths = [p for p in (weight_file(weights_dir, codec_class, q, tier) for q in qualities) if p.exists()]
-    desc = f"{codec_class} {tier}" + (f" refined ({refine_steps} steps, {rounding})" if refine_steps else "")
-    curve = []
-    for path in tqdm(paths, desc=desc, unit="quality"):
-        if cache is not None and (stored := cache.get(path, refine_steps, rounding)) is not None:
-            curve.append(RDPoint(**stored))
-            continue
-        curve.append(learned_point(path, crops, refine_steps, rounding))
-        if cache is not None:
-            cache.put(path, refine_steps, curve[-1], rounding)
-    return curve
+    workers: int = 1,
+    desc: str = "points",
+) -> dict[Measurement, RDPoint]:
+    """Every item's point: learned ones from ``cache`` where it holds them, the rest measured, in this process or,
+    with ``workers`` above 1, in that many single-thread processes (new learned points are stored in ``cache``)."""
+    points: dict[Measurement, RDPoint] = {}
+    for item in items:
+        if item.codec == "learned" and cache is not None:
+            stored = cache.get(Path(item.setting), item.refine_steps, item.rounding)
+            if stored is not None:
+                points[item] = RDPoint(**stored)
+    # the longest first (refined points take tens of times the others), so that no worker is left with one at the end
+    pending = sorted((item for item in items if item not in points), key=lambda item: -item.refine_steps)
+    if workers > (os.cpu_count() or 1):
+        logger.warning("%d workers on %s cores: the points' times will include waiting", workers, os.cpu_count())
+    progress = tqdm(total=len(pending), desc=desc, unit="point")
+    if workers > 1 and len(pending) > 1:
+        # spawn, not fork: a forked child would inherit this process's torch thread pool and locks
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(workers, len(pending)), _start_worker, (crops,)) as pool:
+            measured = pool.imap_unordered(_measure_in_worker, pending)
+            for item, point in measured:
+                points[item] = point
+                progress.update()
+                if item.codec == "learned" and cache is not None:
+                    cache.put(Path(item.setting), item.refine_steps, point, item.rounding)
+    else:
+        for item in pending:
+            points[item] = measure(item, crops)
+            progress.update()
+            if item.codec == "learned" and cache is not None:
+                cache.put(Path(item.setting), item.refine_steps, points[item], item.rounding)
+    progress.close()
+    return points
 
 
 @torch.no_grad()  # not set_grad_enabled(False): the caller's grad mode must outlive the evaluation
@@ -367,6 +422,7 @@ def run_codec_evaluation(
     refine_steps: int = 0,
     cache_dir: Path | None = None,
     rounding: str = "sga",
+    workers: int = 1,
 ) -> str:
     """Evaluate every tier of the class that has trained weights in ``weights_dir`` (candidates can be judged before
     they are committed); write the tables (markdown) and the plot (PNG).
@@ -377,30 +433,55 @@ def run_codec_evaluation(
     against the refined fast tier.
 
     With ``cache_dir``, learned points measured before with the same weights, crops and code are reused from there
-    (eval_cache.py), and new ones are stored."""
+    (eval_cache.py), and new ones are stored. With ``workers`` above 1, the points are measured side by side in that
+    many processes of one torch thread each (then the cache is keyed by one thread, whatever this process uses)."""
     crops = held_out_crops(codec_class)
     cache = (
-        PointCache(cache_dir, crops_digest(crops), code_digest((learned_point, _row, _average)))
+        PointCache(
+            cache_dir,
+            crops_digest(crops),
+            code_digest((learned_point, _row, _average)),
+            threads=1 if workers > 1 else None,
+        )
         if cache_dir is not None
         else None
     )
-    learned = {
-        tier: curve
-        for tier in tiers
-        if (curve := _learned_curve(codec_class, qualities, tier, crops, weights_dir, cache=cache))
-    }
-    refined = {f"{tier}+refine{refine_steps}": tier for tier in list(learned) if refine_steps}
-    for key, tier in refined.items():
-        learned[key] = _learned_curve(codec_class, qualities, tier, crops, weights_dir, refine_steps, cache, rounding)
-    if not learned:
+
+    def weight_files(of_class: str, tier: str) -> list[Path]:
+        return [p for q in qualities if (p := weight_file(weights_dir, of_class, q, tier)).exists()]
+
+    class_files = {tier: files for tier in tiers if (files := weight_files(codec_class, tier))}
+    if not class_files:
         wanted = [str(weight_file(weights_dir, codec_class, q, t)) for t in tiers for q in qualities]
         raise SurveilError(f"no trained weights: none of {', '.join(wanted)} (train them with 'surveil train')")
-    conventional: dict[str, list[RDPoint]] = {
-        "jpeg": [pillow_point("JPEG", q, crops) for q in tqdm(JPEG_QUALITIES, desc="jpeg", unit="quality")],
-        "webp": [pillow_point("WEBP", q, crops) for q in tqdm(WEBP_QUALITIES, desc="webp", unit="quality")],
-        "x265": [x265_point(crf, crops) for crf in tqdm(X265_CRFS, desc="x265 intra", unit="crf")],
-        "av1": [av1_point(crf, crops) for crf in tqdm(AV1_CRFS, desc="svt-av1 intra", unit="crf")],
+    generic_files = {
+        tier: files for tier in class_files if codec_class != "generic" and (files := weight_files("generic", tier))
     }
+    unrefined = {tier: [Measurement("learned", f) for f in files] for tier, files in class_files.items()}
+    refined_items = {
+        tier: [Measurement("learned", f, refine_steps, rounding) for f in files]
+        for tier, files in class_files.items()
+        if refine_steps
+    }
+    generic_items = {tier: [Measurement("learned", f) for f in files] for tier, files in generic_files.items()}
+    conventional_items = {
+        codec: [Measurement(codec, s) for s in settings] for codec, settings in CONVENTIONAL_SETTINGS.items()
+    }
+    every_item = [
+        item
+        for group in (unrefined, refined_items, generic_items, conventional_items)
+        for items in group.values()
+        for item in items
+    ]
+    points = measure_all(every_item, crops, cache, workers, desc=f"{codec_class}: rate points")
+
+    def curve_of(items: list[Measurement]) -> list[RDPoint]:
+        return [points[item] for item in items]
+
+    learned = {tier: curve_of(items) for tier, items in unrefined.items()}
+    refined = {f"{tier}+refine{refine_steps}": tier for tier in refined_items}
+    learned |= {key: curve_of(refined_items[tier]) for key, tier in refined.items()}
+    conventional = {codec: curve_of(items) for codec, items in conventional_items.items()}
     anchors: dict[str, dict[str, list[RDPoint]]] = {}
     generic_curves: dict[str, list[RDPoint]] = {}
     for tier in learned:
@@ -410,10 +491,8 @@ def run_codec_evaluation(
                 anchors[tier][f"{codec_class} {fast_refined}"] = learned[fast_refined]
             anchors[tier] |= conventional
             continue
-        if codec_class != "generic" and (
-            generic := _learned_curve("generic", qualities, tier, crops, weights_dir, cache=cache)
-        ):
-            anchors[tier][f"generic {tier}"] = generic_curves[f"generic {tier}"] = generic
+        if tier in generic_items:
+            anchors[tier][f"generic {tier}"] = generic_curves[f"generic {tier}"] = curve_of(generic_items[tier])
         if tier == "high" and "fast" in learned:  # what the high tier buys over the codec it is fine-tuned from
             anchors[tier][f"{codec_class} fast"] = learned["fast"]
         anchors[tier] |= conventional
