@@ -12,9 +12,11 @@ A table in the README that comes from a file sits between two markers naming the
 This script replaces everything between each pair with that table as the file holds it now.
 
 A BD-rate quoted in prose sits between two inline markers naming the row and column of the BD-rate table in
-docs/eval_CLASS.md (the table whose columns are "vs ANCHOR"; CLASS is the row's first word) and the measure:
+docs/eval_CLASS.md (the table whose columns are "vs ANCHOR"; CLASS is the row's first word) and the measure, and
+optionally another report (a fourth field ending in .md, relative to the repository):
 
     The high tier needs <!--bd face high; face fast; psnr-->20.4%<!--/bd--> fewer bits than the face fast codec
+    and <!--bd person high+refine200; x265; psnr; docs/eval_person_refine200.md-->+5%<!--/bd--> ...
 
 `psnr` and `ms-ssim` give one figure, written unsigned when the README's figure is unsigned (the words around it give
 its direction) and signed otherwise; `both` gives the whole cell ("-33.6% / -39.4%"). An unsigned figure followed by
@@ -38,7 +40,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MARKED = re.compile(r"^<!-- table: (?P<source>\S+) (?P<index>\d+) -->\n(?P<body>.*?)^<!-- /table -->$", re.M | re.S)
 TABLE = re.compile(r"(?:^\|.*\n)+", re.M)
 FIGURE = re.compile(
-    r"<!--bd (?P<row>[^;>]+); (?P<column>[^;>]+); (?P<measure>psnr|ms-ssim|both)-->(?P<value>[^<]*)<!--/bd-->"
+    r"<!--bd (?P<row>[^;>]+); (?P<column>[^;>]+); (?P<measure>psnr|ms-ssim|both)(?:; (?P<source>[^;>\s]+\.md))?-->"
+    r"(?P<value>[^<]*)<!--/bd-->"
     r"(?P<after> (?:fewer|more)\b)?"
 )
 MEASURE_INDEX = {"psnr": 0, "ms-ssim": 1}
@@ -92,7 +95,8 @@ def figure_replacement(marked: re.Match[str], root: Path, reports: dict[Path, di
     """The marked figure, rewritten from its report's BD-rate table in the format the README already uses
     (``reports``: the tables parsed so far, by report)."""
     row, column, measure = marked["row"], marked["column"], marked["measure"]
-    source = root / "docs" / f"eval_{row.split()[0]}.md"
+    named = marked["source"] or f"docs/eval_{row.split()[0]}.md"
+    source = root / named
     if not source.is_file():
         raise StaleSourceError(f"{source.relative_to(root)}: no such file (named by a README figure for {row!r})")
     if source not in reports:
@@ -113,7 +117,8 @@ def figure_replacement(marked: re.Match[str], root: Path, reports: dict[Path, di
                     f"{row} vs {column} ({measure}) is now {value}: the README's '{unsigned}{after}' needs rewording"
                 )
             value = unsigned
-    return f"<!--bd {row}; {column}; {measure}-->{value}<!--/bd-->{after}"
+    suffix = f"; {marked['source']}" if marked["source"] else ""
+    return f"<!--bd {row}; {column}; {measure}{suffix}-->{value}<!--/bd-->{after}"
 
 
 def main() -> int:

@@ -77,6 +77,21 @@ def test_unsigned_figure_whose_direction_word_turned_false_is_an_error(tmp_path:
     )
 
 
+def test_a_figure_may_name_its_report(tmp_path: Path) -> None:
+    root = _eval_dir(tmp_path)
+    (root / "docs" / "eval_face_long.md").write_text(EVAL_REPORT.replace("-21.1%", "-30.0%"))
+    readme = (
+        "<!--bd face fast; x265; psnr; docs/eval_face_long.md-->1%<!--/bd--> and "
+        "<!--bd face fast; x265; psnr-->1%<!--/bd-->\n"
+    )
+    assert sync_readme_tables.synced(readme, root) == (
+        "<!--bd face fast; x265; psnr; docs/eval_face_long.md-->30.0%<!--/bd--> and "
+        "<!--bd face fast; x265; psnr-->21.1%<!--/bd-->\n"
+    )
+    with pytest.raises(sync_readme_tables.StaleSourceError, match=r"eval_face_none\.md"):
+        sync_readme_tables.synced("<!--bd face fast; x265; psnr; docs/eval_face_none.md-->1%<!--/bd-->\n", root)
+
+
 @pytest.mark.parametrize(
     "marker",
     [
