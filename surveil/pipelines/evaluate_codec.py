@@ -13,6 +13,7 @@ time per crop on this machine, one crop at a time.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import multiprocessing
@@ -391,24 +392,18 @@ def measure_all(
     pending = sorted((item for item in items if item not in points), key=lambda item: -item.refine_steps)
     if workers > (os.cpu_count() or 1):
         logger.warning("%d workers on %s cores: the points' times will include waiting", workers, os.cpu_count())
-    progress = tqdm(total=len(pending), desc=desc, unit="point")
-    if workers > 1 and len(pending) > 1:
-        # spawn, not fork: a forked child would inherit this process's torch thread pool and locks
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(min(workers, len(pending)), _start_worker, (crops,)) as pool:
-            measured = pool.imap_unordered(_measure_in_worker, pending)
-            for item, point in measured:
-                points[item] = point
-                progress.update()
-                if item.codec == "learned" and cache is not None:
-                    cache.put(Path(item.setting), item.refine_steps, point, item.rounding)
-    else:
-        for item in pending:
-            points[item] = measure(item, crops)
-            progress.update()
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(pending) > 1:
+            # spawn, not fork: a forked child would inherit this process's torch thread pool and locks
+            context = multiprocessing.get_context("spawn")
+            pool = stack.enter_context(context.Pool(min(workers, len(pending)), _start_worker, (crops,)))
+            results = pool.imap_unordered(_measure_in_worker, pending)
+        else:
+            results = ((item, measure(item, crops)) for item in pending)
+        for item, point in tqdm(results, total=len(pending), desc=desc, unit="point"):
+            points[item] = point
             if item.codec == "learned" and cache is not None:
-                cache.put(Path(item.setting), item.refine_steps, points[item], item.rounding)
-    progress.close()
+                cache.put(Path(item.setting), item.refine_steps, point, item.rounding)
     return points
 
 
