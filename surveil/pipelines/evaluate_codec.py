@@ -8,7 +8,7 @@ with its parameter sets, without start codes or its informational SEI, as BPG co
 still-picture mode); bpp divides by the canvas's pixels; fidelity is judged on the object's pixels only (the fill is
 never shown): PSNR over the mask, MS-SSIM of the decoded object pasted into the original canvas (see fidelity.py).
 Curves are averaged over crops at each quality setting (mean bpp, mean PSNR, mean MS-SSIM). Milliseconds are wall
-time per crop on this machine, one crop at a time.
+time per crop on this machine, one crop at a time (with ``workers``, in a process of one torch thread).
 """
 
 from __future__ import annotations
@@ -351,6 +351,7 @@ CONVENTIONAL_SETTINGS = {"jpeg": JPEG_QUALITIES, "webp": WEBP_QUALITIES, "x265":
 
 
 def measure(item: Measurement, crops: list[tuple[np.ndarray, np.ndarray]]) -> RDPoint:
+    """The item's mean point over the crops."""
     if item.codec == "learned":
         return learned_point(Path(item.setting), crops, item.refine_steps, item.rounding)
     setting = int(item.setting)
