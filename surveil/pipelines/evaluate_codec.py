@@ -394,7 +394,7 @@ def measure_all(
     if workers > (os.cpu_count() or 1):
         logger.warning("%d workers on %s cores: the points' times will include waiting", workers, os.cpu_count())
     with contextlib.ExitStack() as stack:
-        if workers > 1 and len(pending) > 1:
+        if workers > 1 and pending:  # even one point: this process may run more threads than the key says
             # spawn, not fork: a forked child would inherit this process's torch thread pool and locks
             context = multiprocessing.get_context("spawn")
             pool = stack.enter_context(context.Pool(min(workers, len(pending)), _start_worker, (crops,)))
