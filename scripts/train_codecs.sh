@@ -45,7 +45,10 @@
 #  28. face high q4 continued 2000 steps from its stage-27 file (patch seed 18), and face high q0 to q3 from
 #      their stage-27 files in batches of 16 instead of 8 (patch seed 18; the batch-8 stage-28 candidates of q0 to
 #      q3 gained nothing and were not kept);
-#  29 to 32. face high q4 continued 2000 steps from its last file, one round a stage (patch seeds 19 to 22).
+#  29 to 32. face high q4 continued 2000 steps from its last file, one round a stage (patch seeds 19 to 22);
+#  34. the generic high tier: each generic point's committed fast file with the stage-18 additions, fine-tuned 2000
+#      steps on the generic crops with the generic codec's whole-patch loss (peak lr 3e-4, patch seed 8, fp32);
+#  35. each generic high point continued 2000 steps from its stage-34 file (patch seed 9).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -250,6 +253,8 @@ HIGH_ROUNDS=(  # stage class patch_seed batch qualities..., in order; one stage'
   "30 face 20 8 4"
   "31 face 21 8 4"
   "32 face 22 8 4"
+  "34 generic 8 8 0 1 2 3 4"
+  "35 generic 9 8 0 1 2 3 4"
 )
 for spec in "${HIGH_ROUNDS[@]}"; do
   read -r stage class _ _ qualities <<<"$spec"
@@ -258,8 +263,9 @@ for spec in "${HIGH_ROUNDS[@]}"; do
   done
 done
 high_round() {  # stage class patch_seed batch qualities...; two runs at a time, counting across one stage
-  local stage=$1 class=$2 seed=$3 batch=$4 q init
+  local stage=$1 class=$2 seed=$3 batch=$4 q init loss=()
   shift 4
+  [[ $class == generic ]] && loss=("$WHOLE")  # the loss its fast tier was trained with
   for q in "$@"; do
     if [[ -z ${LAST[${class}_high_q$q]:-} ]]; then
       init=weights/${class}_q$q.pt
@@ -269,7 +275,7 @@ high_round() {  # stage class patch_seed batch qualities...; two runs at a time,
     LAST[${class}_high_q$q]=$stage
     train "$class" "$q" 2000 "$(file_of "${class}_high" "$q" "$stage")" --tier high \
       --run-dir "runs/${class}_high_q${q}_s$stage" --init "$init" --lr 3e-4 --seed "$seed" --batch "$batch" \
-      --precision fp32 &
+      --precision fp32 "${loss[@]}" &
     ((++running % 2)) || wait
   done
 }

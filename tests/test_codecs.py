@@ -26,8 +26,8 @@ from surveil.paths import PROJECT_WEIGHTS
 # Pinned outputs of the committed weights on the crop below. A change means the weights, CompressAI's entropy
 # coder or the model's coding path changed: streams recorded before would no longer decode the same. Pinned: the
 # edge's default rate point (q1) and q2 and q3 for every class with its own codec, the lowest person point, and
-# q1 and q2 of the high tier. The
-# stream is the float64 reference encode's (conftest.reference_encode) and the decoded md5 the float64 reference
+# q1 and q2 of every class's high tier, generic's included (vehicles and bags use it at that tier). The stream is
+# the float64 reference encode's (conftest.reference_encode) and the decoded md5 the float64 reference
 # decode's (conftest.reference_decode), both the same on any CPU. The edge's own float32 stream must decode, and the
 # decoder's own pixels must lie within a rounding step of the reference decode (another CPU's float32 kernels can
 # move a latent lying on a rounding boundary, or a rare pixel, by one).
@@ -87,6 +87,14 @@ GOLDEN = {
     "person_high_q2.pt": {
         "bitstream_md5": "fa4a439438ed0c3945dab4d49d901a70",
         "decoded_md5": "cff884b3f82a53ff360a33a5354e4c6d",
+    },
+    "generic_high_q1.pt": {
+        "bitstream_md5": "ab325b19c4bdec17e544c342cbe6a0dd",
+        "decoded_md5": "a66b178572ffa32d21735fe4cc242f38",
+    },
+    "generic_high_q2.pt": {
+        "bitstream_md5": "db7304cd0e68fac860fe71d481bceb1c",
+        "decoded_md5": "240bffb908fdae7c9cb6483676a63977",
     },
 }
 
