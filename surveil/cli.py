@@ -99,7 +99,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         patch=args.patch,
         lr=args.lr,
         device=args.device,
-        object_loss=not args.whole_patch_loss,
+        object_loss=args.object_loss,
         tier=args.tier,
         precision=args.precision,
         seed=args.seed,
@@ -211,10 +211,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="bf16: transforms under bfloat16 autocast, entropy models in float32 (about 1.75x faster on a CPU "
         "with AVX-512 BF16; emulated, and many times slower than fp32, on a CPU without it)",
     )
-    tr.add_argument(
+    loss = tr.add_mutually_exclusive_group()
+    loss.add_argument(
         "--whole-patch-loss",
+        dest="object_loss",
+        action="store_false",
+        default=None,
+        help="judge distortion on every pixel, fill included (the default for the generic dataset)",
+    )
+    loss.add_argument(
+        "--object-loss",
+        dest="object_loss",
         action="store_true",
-        help="judge distortion on every pixel, fill included (default: the object's pixels only)",
+        default=None,
+        help="judge distortion on the object's pixels only (the default for every class dataset but generic)",
     )
     tr.add_argument(
         "--threads",

@@ -100,6 +100,17 @@ def test_learning_rate_warms_up_then_decays() -> None:
     assert rates[-1] >= s.min_lr
 
 
+def test_loss_defaults_to_whole_patches_for_generic_only(tmp_path: Path) -> None:
+    def settings(codec_class: str, **kw: object) -> TrainSettings:
+        return TrainSettings(codec_class, 1, 0.01, 2, tmp_path / "w.pt", tmp_path / "run", **kw)
+
+    assert settings("generic").object_loss is False
+    assert settings("person").object_loss is True
+    assert settings("bag", dataset="generic").object_loss is False  # the dataset decides, not the class name
+    assert settings("generic", object_loss=True).object_loss is True
+    assert settings("face", object_loss=False).object_loss is False
+
+
 def test_train_checkpoints_resume_and_export(tiny_dataset: Path, tmp_path: Path) -> None:
     train(_settings(tiny_dataset, tmp_path, steps=2))
     checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
@@ -114,7 +125,8 @@ def test_train_checkpoints_resume_and_export(tiny_dataset: Path, tmp_path: Path)
     finetuned = _settings(tiny_dataset, tmp_path, steps=2)
     finetuned.init, finetuned.run_dir, finetuned.out = out, tmp_path / "run2", tmp_path / "w" / "finetuned.pt"
     [stage] = load_codec(train(finetuned)).meta["lineage"]
-    assert stage["steps"] == 4 and stage["lambda"] == 0.01 and stage["object_loss"] is True
+    # the generic dataset holds whole images: whole-patch loss unless told otherwise
+    assert stage["steps"] == 4 and stage["lambda"] == 0.01 and stage["object_loss"] is False
     # what the manifest's history shows of each stage
     assert stage["seed"] == 0 and stage["precision"] == "fp32" and stage["batch"] == 2
     x = torch.rand(1, 3, 64, 64)

@@ -2,7 +2,8 @@
 
 The MSE is taken over the object's pixels (its mask, dilated by ``mask_margin`` pixels), not over the neutral fill
 around it: the station pastes only the masked pixels, so bits spent on the fill, or on the sharp edge between the
-object and the fill, are wasted. ``object_loss=False`` gives the plain whole-patch MSE.
+object and the fill, are wasted. ``object_loss=False`` gives the plain whole-patch MSE, the default for the generic
+dataset: it holds whole natural images, and every committed generic codec was trained on whole patches.
 
 CPU or GPU, progress bar, checkpoints every ``checkpoint_every`` steps, resume from the last checkpoint.
 
@@ -35,6 +36,7 @@ from compressai.entropy_models import EntropyModel
 from torch import nn
 from tqdm import tqdm
 
+from surveil.codecs.library import FALLBACK_CLASS
 from surveil.codecs.mixture import MixtureCodecModel
 from surveil.codecs.model import TIERS, build_model, load_codec, save_codec
 from surveil.errors import SurveilError
@@ -68,10 +70,16 @@ class TrainSettings:
     device: str = "cpu"
     fill: int = 128
     datasets_root: Path = DATASETS_ROOT
-    object_loss: bool = True  # distortion over the object's pixels only
+    # distortion over the object's pixels only (True) or whole patches (False); None: whole patches for the generic
+    # dataset, the object's pixels for the others
+    object_loss: bool | None = None
     tier: str = "fast"  # model family of a training from scratch (a fine-tune keeps its --init's)
     mask_margin: int = STATION_MARGIN_PX  # pixels the object mask is grown by (regions/centring.py)
     precision: str = "fp32"  # "bf16": the transforms under bfloat16 autocast (PRECISIONS)
+
+    def __post_init__(self) -> None:
+        if self.object_loss is None:
+            self.object_loss = (self.dataset or self.codec_class) != FALLBACK_CLASS
 
 
 PRECISIONS = ("fp32", "bf16")
