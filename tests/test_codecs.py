@@ -89,12 +89,12 @@ GOLDEN = {
         "decoded_md5": "cff884b3f82a53ff360a33a5354e4c6d",
     },
     "generic_high_q1.pt": {
-        "bitstream_md5": "ab325b19c4bdec17e544c342cbe6a0dd",
-        "decoded_md5": "a66b178572ffa32d21735fe4cc242f38",
+        "bitstream_md5": "9e7d968714a49d465b18c425c2d9ddf2",
+        "decoded_md5": "58c3f35a19d49be6df0e423faf5a2787",
     },
     "generic_high_q2.pt": {
-        "bitstream_md5": "db7304cd0e68fac860fe71d481bceb1c",
-        "decoded_md5": "240bffb908fdae7c9cb6483676a63977",
+        "bitstream_md5": "3a7a5161e86d5a1fff05980ba2f50d9d",
+        "decoded_md5": "7373919622100e9e87892816005a3b64",
     },
 }
 
