@@ -89,12 +89,12 @@ GOLDEN = {
         "decoded_md5": "cff884b3f82a53ff360a33a5354e4c6d",
     },
     "generic_high_q1.pt": {
-        "bitstream_md5": "9e7d968714a49d465b18c425c2d9ddf2",
-        "decoded_md5": "58c3f35a19d49be6df0e423faf5a2787",
+        "bitstream_md5": "de54f155c43b041699f50e8eb2f16114",
+        "decoded_md5": "f9e7a4d516f18d1f5bf014ce62d9fe91",
     },
     "generic_high_q2.pt": {
-        "bitstream_md5": "3a7a5161e86d5a1fff05980ba2f50d9d",
-        "decoded_md5": "7373919622100e9e87892816005a3b64",
+        "bitstream_md5": "ef5abd641ebc4b4130d16c6ed11d9c9a",
+        "decoded_md5": "034fa263e8f21679203c18cc1987a542",
     },
 }
 
