@@ -107,6 +107,8 @@ def test_loss_defaults_to_whole_patches_for_generic_only(tmp_path: Path) -> None
     assert settings("generic").object_loss is False
     assert settings("person").object_loss is True
     assert settings("bag", dataset="generic").object_loss is False  # the dataset decides, not the class name
+    assert settings("bag", dataset="generic").dataset_name == "generic"
+    assert settings("bag").dataset_name == "bag"
     assert settings("generic", object_loss=True).object_loss is True
     assert settings("face", object_loss=False).object_loss is False
 

@@ -63,7 +63,7 @@ class SplitRecipe:
 
 @dataclass(frozen=True)
 class DatasetRecipe:
-    codec_class: str  # "generic" takes crops of every class
+    codec_class: str  # GENERIC_DATASET takes crops of every class
     splits: dict[str, SplitRecipe] = field(default_factory=dict)
 
 
@@ -82,6 +82,7 @@ ORL = "faces/att_orl_faces"
 ORL_TEST = tuple(f"s{i}/*.pgm" for i in range(33, 41))
 ORL_TRAIN = tuple(f"s{i}/*.pgm" for i in range(1, 33))
 CAR_PARK_SPLIT = 190  # intel_car-detection: a car crosses at frames 200-232 and another near 344, none at 190
+GENERIC_DATASET = "generic"  # crops of every class plus whole natural images: what every class codec starts from
 
 RECIPES = {
     "person": DatasetRecipe(
@@ -124,8 +125,8 @@ RECIPES = {
             "test": SplitRecipe(videos=(VideoRecipe("videos/towncentre_pedestrians_1080p.mp4", every=1),)),
         },
     ),
-    "generic": DatasetRecipe(
-        "generic",
+    GENERIC_DATASET: DatasetRecipe(
+        GENERIC_DATASET,
         {
             "train": SplitRecipe(videos=TRAIN_VIDEOS, whole_images=tuple(f"images/kodak/{k}" for k in KODAK_TRAIN)),
             "test": SplitRecipe(
@@ -200,7 +201,7 @@ class CropCutter:
 
 
 def _keep(crops: list[LabelledCrop], codec_class: str) -> list[np.ndarray]:
-    return [canvas for label, canvas in crops if codec_class == "generic" or label == codec_class]
+    return [canvas for label, canvas in crops if codec_class == GENERIC_DATASET or label == codec_class]
 
 
 def build_split(recipe: DatasetRecipe, split: str, cutter: CropCutter, out_dir: Path) -> dict:

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from surveil.codecs.library import decode_canvas, encode_canvases, to_tensor, weight_file
+from surveil.codecs.library import FALLBACK_CLASS, decode_canvas, encode_canvases, to_tensor, weight_file
 from surveil.codecs.model import TIERS, LoadedCodec, load_codec, tier_of
 from surveil.codecs.refine import ROUNDINGS
 from surveil.config import load_config
@@ -451,7 +451,9 @@ def run_codec_evaluation(
         wanted = [str(weight_file(weights_dir, codec_class, q, t)) for t in tiers for q in qualities]
         raise SurveilError(f"no trained weights: none of {', '.join(wanted)} (train them with 'surveil train')")
     generic_files = {
-        tier: files for tier in class_files if codec_class != "generic" and (files := weight_files("generic", tier))
+        tier: files
+        for tier in class_files
+        if codec_class != FALLBACK_CLASS and (files := weight_files(FALLBACK_CLASS, tier))
     }
     unrefined = {tier: [Measurement("learned", f) for f in files] for tier, files in class_files.items()}
     refined_items = {

@@ -36,11 +36,10 @@ from compressai.entropy_models import EntropyModel
 from torch import nn
 from tqdm import tqdm
 
-from surveil.codecs.library import FALLBACK_CLASS
 from surveil.codecs.mixture import MixtureCodecModel
 from surveil.codecs.model import TIERS, build_model, load_codec, save_codec
 from surveil.errors import SurveilError
-from surveil.pipelines.dataset import DATASETS_ROOT, load_split_with_masks
+from surveil.pipelines.dataset import DATASETS_ROOT, GENERIC_DATASET, load_split_with_masks
 from surveil.regions.centring import STATION_MARGIN_PX, grow_mask
 
 logger = logging.getLogger(__name__)
@@ -79,7 +78,12 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         if self.object_loss is None:
-            self.object_loss = (self.dataset or self.codec_class) != FALLBACK_CLASS
+            self.object_loss = self.dataset_name != GENERIC_DATASET
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset class folder the codec trains on."""
+        return self.dataset or self.codec_class
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -249,7 +253,7 @@ def train(s: TrainSettings) -> Path:
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(params, lr=s.lr)
     aux_optimizer = torch.optim.Adam(aux_params, lr=1e-3)
-    items = load_split_with_masks(s.dataset or s.codec_class, "train", s.datasets_root)
+    items = load_split_with_masks(s.dataset_name, "train", s.datasets_root)
     sampler = PatchSampler(items, s.patch, s.fill, s.seed, s.mask_margin)
 
     s.run_dir.mkdir(parents=True, exist_ok=True)
@@ -328,7 +332,7 @@ def train(s: TrainSettings) -> Path:
         "steps": step,
         "init": str(s.init) if s.init else None,
         "lineage": lineage,
-        "dataset": f"datasets/{s.dataset or s.codec_class}/train",
+        "dataset": f"datasets/{s.dataset_name}/train",
         "recipe": _settings_dict(s),
         "train_seconds_this_run": round(time.monotonic() - started, 1),
     }
