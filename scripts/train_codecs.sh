@@ -49,8 +49,8 @@
 #  34. the generic high tier: each generic point's committed fast file with the stage-18 additions, fine-tuned 2000
 #      steps on the generic crops with the generic codec's whole-patch loss (peak lr 3e-4, patch seed 8, fp32);
 #  35. each generic high point continued 2000 steps from its stage-34 file (patch seed 9);
-#  36 to 38. each generic high point continued 2000 steps from its last file, one round a stage (patch seeds 10
-#      to 12).
+#  36 to 39. each generic high point continued 2000 steps from its last file, one round a stage (patch seeds 10
+#      to 13).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -260,6 +260,7 @@ HIGH_ROUNDS=(  # stage class patch_seed batch qualities..., in order; one stage'
   "36 generic 10 8 0 1 2 3 4"
   "37 generic 11 8 0 1 2 3 4"
   "38 generic 12 8 0 1 2 3 4"
+  "39 generic 13 8 0 1 2 3 4"
 )
 for spec in "${HIGH_ROUNDS[@]}"; do
   read -r stage class _ _ qualities <<<"$spec"

@@ -89,12 +89,12 @@ GOLDEN = {
         "decoded_md5": "cff884b3f82a53ff360a33a5354e4c6d",
     },
     "generic_high_q1.pt": {
-        "bitstream_md5": "de54f155c43b041699f50e8eb2f16114",
-        "decoded_md5": "f9e7a4d516f18d1f5bf014ce62d9fe91",
+        "bitstream_md5": "e8cffce0fd4dac872bf00bbc5e689183",
+        "decoded_md5": "95bf0014274e14e8b2c9ac45a18b1cf8",
     },
     "generic_high_q2.pt": {
-        "bitstream_md5": "ef5abd641ebc4b4130d16c6ed11d9c9a",
-        "decoded_md5": "034fa263e8f21679203c18cc1987a542",
+        "bitstream_md5": "4e04913d0a3bae51520aa08065f613c3",
+        "decoded_md5": "05e2f52da581146e2292d1113744d55c",
     },
 }
 
