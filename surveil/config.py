@@ -17,6 +17,7 @@ from surveil.errors import SurveilError
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+FALLBACK_CLASS = "generic"  # codec class of labels no class lists, and of classes with no trained codec
 
 
 class ConfigError(SurveilError):
@@ -101,11 +102,11 @@ class Config:
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
 
     def codec_class_of(self, label: str) -> str:
-        """Codec class for a detector label; labels not listed map to ``generic``."""
+        """Codec class for a detector label; labels not listed map to ``FALLBACK_CLASS``."""
         for codec_class, labels in self.classes.items():
             if label in labels:
                 return codec_class
-        return "generic"
+        return FALLBACK_CLASS
 
 
 def _check_type(value: Any, annotation: Any, key: str) -> Any:

@@ -15,7 +15,7 @@ import torch
 
 from surveil.codecs.model import TIERS, LoadedCodec, load_codec, tier_of
 from surveil.codecs.refine import object_weights, refine_latents
-from surveil.config import Config
+from surveil.config import FALLBACK_CLASS, Config
 from surveil.devices import resolve_device
 from surveil.errors import CodecMismatchError, SurveilError
 from surveil.paths import REPO_ROOT
@@ -23,7 +23,6 @@ from surveil.types import CodecId
 
 logger = logging.getLogger(__name__)
 
-FALLBACK_CLASS = "generic"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
 # Rate points, as in CompressAI's model zoo (q1-q4), with q0 one halving below its q1 for low-rate links:
 # quality -> lambda of the training loss lambda * 255^2 * MSE + bpp.
