@@ -50,12 +50,18 @@
 #      steps on the generic crops with the generic codec's whole-patch loss (peak lr 3e-4, patch seed 8, fp32);
 #  35. each generic high point continued 2000 steps from its stage-34 file (patch seed 9);
 #  36 to 39. each generic high point continued 2000 steps from its last file, one round a stage (patch seeds 10
-#      to 13).
+#      to 13);
+#  40. the person high tier moved to its own ladder, two halvings below the shared one (surveil/codecs/library.py
+#      CLASS_QUALITY_LAMBDAS): q0 and q1 fine-tuned 2000 steps from the stage-23 q0 file at two and one halvings below
+#      its lambda, q2 continued 2000 steps from it at its own (the high-tier recipe, patch seed 13); q3 and q4 are the
+#      stage-23 q1 and q2 files under their new qualities (0 steps: the same weights and lambdas), their 2000-step
+#      continuations having judged no better.
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
 # run folder if interrupted; a step whose weights already exist is skipped.
-# Lambdas per quality: surveil/codecs/library.py QUALITY_LAMBDAS (CompressAI's q1-q4, q0 one halving below q1).
+# Lambdas per quality: surveil/codecs/library.py QUALITY_LAMBDAS (CompressAI's q1-q4, q0 one halving below q1),
+# except where CLASS_QUALITY_LAMBDAS gives a (class, tier) its own ladder (person high, stage 40).
 # Usage: scripts/train_codecs.sh [generic_steps] [finetune_steps]   (from the repository root)
 set -euo pipefail
 GENERIC_STEPS=${1:-4000}
@@ -268,6 +274,9 @@ for spec in "${HIGH_ROUNDS[@]}"; do
     FINAL[${class}_high_q$q]=$stage
   done
 done
+for q in 0 1 2 3 4; do
+  FINAL[person_high_q$q]=40  # the person ladder's stage below; its stage-23 files stay in runs/
+done
 high_round() {  # stage class patch_seed batch qualities...; two runs at a time, counting across one stage
   local stage=$1 class=$2 seed=$3 batch=$4 q init loss=()
   shift 4
@@ -298,3 +307,15 @@ for spec in "${HIGH_ROUNDS[@]}"; do
   high_round $spec
 done
 wait
+# 40. the person high ladder: q0 to q2 from the stage-23 q0 file (two runs at a time), q3 and q4 renamed
+running=0
+for q in 0 1 2; do
+  train person "$q" 2000 "$(file_of person_high "$q" 40)" --tier high --run-dir "runs/person_high_q${q}_s40" \
+    --init "$(file_of person_high 0 23)" --lr 3e-4 --seed 13 --batch 8 --precision fp32 &
+  ((++running % 2)) || wait
+done
+wait
+for q in 3 4; do
+  train person "$q" 0 "$(file_of person_high "$q" 40)" --tier high --run-dir "runs/person_high_q${q}_s40" \
+    --init "$(file_of person_high $((q - 2)) 23)"
+done

@@ -74,7 +74,7 @@ def _cmd_build_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from surveil.codecs.library import QUALITY_LAMBDAS, weight_file
+    from surveil.codecs.library import quality_lambda, weight_file
     from surveil.paths import REPO_ROOT
     from surveil.pipelines.train import TrainSettings, train
 
@@ -83,9 +83,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     out = args.out or weight_file(PROJECT_WEIGHTS, args.codec_class, args.quality, args.tier)
-    lmbda = args.lmbda if args.lmbda is not None else QUALITY_LAMBDAS.get(args.quality)
+    lmbda = args.lmbda if args.lmbda is not None else quality_lambda(args.codec_class, args.tier, args.quality)
     if lmbda is None:
-        raise SurveilError(f"quality {args.quality} has no default lambda: give --lambda")
+        ladder = f"{args.codec_class} {args.tier}"
+        raise SurveilError(f"quality {args.quality} has no default lambda on the {ladder} ladder: give --lambda")
     settings = TrainSettings(
         codec_class=args.codec_class,
         quality=args.quality,
@@ -190,9 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="lmbda",
         type=float,
         default=None,
-        help="rate-distortion trade-off (default: the quality's, see codecs/library.py QUALITY_LAMBDAS)",
+        help="rate-distortion trade-off (default: the class and tier's ladder, see codecs/library.py quality_lambda)",
     )
-    tr.add_argument("--steps", type=int, required=True)
+    tr.add_argument(
+        "--steps",
+        type=int,
+        required=True,
+        help="0 writes the --init weights unchanged under this class and quality (their lambda must be its own)",
+    )
     tr.add_argument("--init", type=Path, default=None, help="weights to fine-tune from")
     tr.add_argument("--dataset", default=None, help="dataset class folder (default: --class)")
     tr.add_argument("--out", type=Path, default=None)

@@ -57,7 +57,7 @@ class CropConfig:
 
 @dataclass
 class CodecConfig:
-    quality: int = 1  # rate point 0 (fewest bits) to 4, see codecs/library.py QUALITY_LAMBDAS
+    quality: int = 1  # rate point 0 (fewest bits) to 4, see codecs/library.py quality_lambda
     tier: str = "fast"  # fast: mean-scale hyperprior; high: fast + attention, mixture, checkerboard context
     weights_dir: str = "weights"  # relative to the repository root
     device: str = "auto"
@@ -172,7 +172,7 @@ def load_config(path: str | Path | None = None) -> Config:
 
 BACKGROUND_CODECS = ("libx264", "libx265")
 CODEC_TIERS = ("fast", "high")  # the names of surveil.codecs.model.TIERS (not imported: that pulls in torch)
-CODEC_QUALITIES = (0, 1, 2, 3, 4)  # the keys of surveil.codecs.library.QUALITY_LAMBDAS, likewise
+CODEC_QUALITIES = (0, 1, 2, 3, 4)  # the keys of every ladder in surveil.codecs.library, likewise
 X26X_PRESETS = (
     *("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
     *("slow", "slower", "veryslow", "placebo"),

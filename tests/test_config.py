@@ -201,12 +201,14 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 def test_constants_repeated_to_keep_torch_out_of_config_agree(tmp_path: Path) -> None:
     """config.py names the tiers, rate points and canvas stride itself, so loading a config never imports torch."""
-    from surveil.codecs.library import QUALITY_LAMBDAS
+    from surveil.codecs.library import CLASS_QUALITY_LAMBDAS, QUALITY_LAMBDAS
     from surveil.codecs.model import LATENT_STRIDE, TIERS
     from surveil.config import CODEC_QUALITIES, CODEC_TIERS
 
     assert tuple(TIERS) == CODEC_TIERS
     assert tuple(sorted(QUALITY_LAMBDAS)) == CODEC_QUALITIES
+    for (_, tier), ladder in CLASS_QUALITY_LAMBDAS.items():
+        assert tier in CODEC_TIERS and tuple(sorted(ladder)) == CODEC_QUALITIES
     assert Config().crops.multiple % LATENT_STRIDE == 0
     assert "multiple of 64" in _config_error(tmp_path, {"crops": {"multiple": LATENT_STRIDE // 2}})
     load_config(_write(tmp_path, {"crops": {"multiple": LATENT_STRIDE * 2, "max_side": LATENT_STRIDE * 4}}))

@@ -136,6 +136,26 @@ def test_train_checkpoints_resume_and_export(tiny_dataset: Path, tmp_path: Path)
     assert len(out_strings["strings"]) == 2 and len(out_strings["strings"][0][0]) > 0
 
 
+def test_zero_steps_rename_a_codec_to_another_rate_point_of_its_lambda(tiny_dataset: Path, tmp_path: Path) -> None:
+    """How a ladder change keeps a file under a new quality: same weights and bits, new name and lineage."""
+    source = load_codec(train(_settings(tiny_dataset, tmp_path, steps=2)))
+    renamed = replace(_settings(tiny_dataset, tmp_path, steps=0), quality=3, init=tmp_path / "w" / "generic_q1.pt")
+    renamed.run_dir, renamed.out = tmp_path / "run_renamed", tmp_path / "w" / "generic_q3.pt"
+    codec = load_codec(train(renamed))
+    assert codec.codec_id.quality == 3 and codec.meta["steps"] == 0 and codec.meta["lambda"] == 0.01
+    assert [stage["quality"] for stage in codec.meta["lineage"]] == [1]
+    renamed_state, source_state = codec.model.state_dict(), source.model.state_dict()
+    assert all(torch.equal(renamed_state[k], source_state[k]) for k in source_state)
+    x = torch.rand(1, 3, 64, 64)
+    assert codec.model.compress(x)["strings"] == source.model.compress(x)["strings"]
+    with pytest.raises(SurveilError, match=r"keep its lambda 0\.01, not 0\.02"):
+        train(replace(renamed, lmbda=0.02, run_dir=tmp_path / "run_other"))
+    with pytest.raises(SurveilError, match="give --init"):
+        train(replace(renamed, init=None, run_dir=tmp_path / "run_scratch"))
+    with pytest.raises(SurveilError, match="they stay a msh-n64m96 codec"):
+        train(replace(renamed, tier="high", run_dir=tmp_path / "run_high"))
+
+
 def test_resume_refuses_a_different_recipe(tiny_dataset: Path, tmp_path: Path) -> None:
     train(_settings(tiny_dataset, tmp_path, steps=2))
     changed = _settings(tiny_dataset, tmp_path, steps=4)

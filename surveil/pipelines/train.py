@@ -232,12 +232,21 @@ def train(s: TrainSettings) -> Path:
         init = load_codec(s.init)
         model = init.model
         lineage = [*init.meta.get("lineage", []), _stage_of(init.meta)]
+        if s.steps == 0 and init.meta["lambda"] != s.lmbda:  # the file would claim a trade-off it never met
+            raise SurveilError(
+                f"0 steps write {s.init}'s weights unchanged, so they keep its lambda {init.meta['lambda']}, "
+                f"not {s.lmbda}"
+            )
+        if s.steps == 0 and init.model.arch != TIERS[s.tier]:
+            raise SurveilError(f"0 steps write {s.init}'s weights unchanged: they stay a {init.model.arch.name} codec")
         logger.info("starting from %s", s.init)
         if s.tier == "high" and init.model.arch == TIERS["fast"]:
             model = MixtureCodecModel.from_fast(init.model)  # the fast codec plus a neutral context and mixture
             logger.info("high tier built on the fast codec %s", s.init)
         elif init.model.arch != TIERS[s.tier]:
             raise SurveilError(f"{s.init} is a {init.model.arch.name} codec, not of the {s.tier} tier")
+    elif s.steps == 0:
+        raise SurveilError("0 steps only write --init weights under another class or quality: give --init")
     else:
         model = build_model(TIERS[s.tier])
     model.to(device).train()
