@@ -29,7 +29,8 @@ quality and the first 16 hex digits of the file's sha256. Training: `scripts/tra
 `scripts/train_class_codecs.sh` (loss `lambda * 255^2 * MSE + bpp`, Adam, warm-up then cosine learning rate, batch 8
 of 128x128 patches). "steps" and "loss" are this file's own training stage (loss "object": MSE on the object's
 pixels; "whole": on whole patches, fill included; then its peak learning rate, patch seed, batch when not 8,
-precision and tier where recorded); "history" lists the stages it continues, oldest first, as class, quality, steps,
+precision and tier where recorded; "renamed", 0 steps: the last history stage's weights, unchanged, under this file's
+quality, written by `surveil train --steps 0`); "history" lists the stages it continues, oldest first, as class, quality, steps,
 loss and, where recorded, the same settings (files trained before lineages were recorded name only the file they
 started from, which may have been replaced since; `scripts/train_codecs.sh` describes every stage).
 RD points: mean over the held-out test split named in the table (bits per canvas pixel, PSNR on object pixels,
@@ -63,6 +64,8 @@ def _settings(stage: dict) -> str:
 
 
 def _stage(stage: dict) -> str:
+    if stage["steps"] == 0:  # `surveil train --steps 0`: the stage before it, under another name
+        return f"{stage['codec_class']} q{stage['quality']} (renamed)"
     settings = _settings(stage)
     head = f"{stage['codec_class']} q{stage['quality']} {stage['steps']} {_loss(stage['object_loss'])}"
     return f"{head} ({settings})" if settings else head
@@ -105,7 +108,9 @@ def main() -> int:
         params = sum(p.numel() for p in codec.model.parameters())
         recipe = meta.get("recipe", {})
         loss = _loss(recipe.get("object_loss", False))
-        if settings := _settings(recipe):
+        if meta["steps"] == 0:  # the last history stage's weights under this name: no loss, rate or seed of its own
+            loss = "renamed"
+        elif settings := _settings(recipe):
             loss += f" ({settings})"
         rows.append(
             f"| {path.name} | `{file_sha256(path)}` | {path.stat().st_size / 1e6:.2f} MB | {params / 1e6:.2f} M | "
