@@ -137,9 +137,11 @@ def test_train_checkpoints_resume_and_export(tiny_dataset: Path, tmp_path: Path)
 
 
 def test_zero_steps_rename_a_codec_to_another_rate_point_of_its_lambda(tiny_dataset: Path, tmp_path: Path) -> None:
-    """How a ladder change keeps a file under a new quality: same weights and bits, new name and lineage."""
+    """How a ladder change keeps a file under a new quality: same weights and bits, new name and lineage, no data."""
     source = load_codec(train(_settings(tiny_dataset, tmp_path, steps=2)))
-    renamed = replace(_settings(tiny_dataset, tmp_path, steps=0), quality=3, init=tmp_path / "w" / "generic_q1.pt")
+    renamed = replace(
+        _settings(tmp_path / "no_datasets", tmp_path, steps=0), quality=3, init=tmp_path / "w" / "generic_q1.pt"
+    )
     renamed.run_dir, renamed.out = tmp_path / "run_renamed", tmp_path / "w" / "generic_q3.pt"
     codec = load_codec(train(renamed))
     assert codec.codec_id.quality == 3 and codec.meta["steps"] == 0 and codec.meta["lambda"] == 0.01

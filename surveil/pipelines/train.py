@@ -249,6 +249,8 @@ def train(s: TrainSettings) -> Path:
         raise SurveilError("0 steps only write --init weights under another class or quality: give --init")
     else:
         model = build_model(TIERS[s.tier])
+    if s.steps == 0:  # a rename: no data, no optimiser
+        return _export(model, s, lineage, 0, 0.0)
     model.to(device).train()
     mixed = s.precision == "bf16"
     if mixed and not native_bf16(device):
@@ -332,18 +334,22 @@ def train(s: TrainSettings) -> Path:
         if step % s.checkpoint_every == 0 or step == s.steps:
             save_checkpoint()
     bar.close()
+    return _export(model, s, lineage, step, time.monotonic() - started)
 
+
+def _export(model: nn.Module, s: TrainSettings, lineage: list[dict], steps: int, seconds: float) -> Path:
+    """Write the trained model to ``s.out`` with what it was trained with and the stages it continues."""
     model.eval().cpu()
     meta = {
         "codec_class": s.codec_class,
         "quality": s.quality,
         "lambda": s.lmbda,
-        "steps": step,
+        "steps": steps,
         "init": str(s.init) if s.init else None,
         "lineage": lineage,
         "dataset": f"datasets/{s.dataset_name}/train",
         "recipe": _settings_dict(s),
-        "train_seconds_this_run": round(time.monotonic() - started, 1),
+        "train_seconds_this_run": round(seconds, 1),
     }
     model.update(force=True)
     sha = save_codec(model, s.out, meta)
