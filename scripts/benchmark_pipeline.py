@@ -33,9 +33,9 @@ import numpy as np
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from surveil.codecs.library import FALLBACK_CLASS, QUALITY_LAMBDAS, build_library
+from surveil.codecs.library import FALLBACK_CLASS, build_library
 from surveil.codecs.model import file_sha256
-from surveil.config import Config, load_config
+from surveil.config import CODEC_QUALITIES, Config, load_config
 from surveil.encode import run_encode
 from surveil.ingest import open_source
 from surveil.paths import REPO_ROOT, find_data
@@ -291,7 +291,7 @@ def main() -> int:
         "--table", type=Path, metavar="FILE", help="also write the report here (the README copies docs/benchmark_qQ.md)"
     )
     parser.add_argument(
-        "--quality", type=int, choices=sorted(QUALITY_LAMBDAS), help="codec rate point (default: config.yaml's)"
+        "--quality", type=int, choices=CODEC_QUALITIES, help="codec rate point (default: config.yaml's)"
     )
     parser.add_argument(
         "--refine-steps", type=int, metavar="N", help="per-region latent refinement steps (default: config.yaml's)"

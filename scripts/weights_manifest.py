@@ -30,9 +30,9 @@ quality and the first 16 hex digits of the file's sha256. Training: `scripts/tra
 of 128x128 patches). "steps" and "loss" are this file's own training stage (loss "object": MSE on the object's
 pixels; "whole": on whole patches, fill included; then its peak learning rate, patch seed, batch when not 8,
 precision and tier where recorded; "renamed", 0 steps: the last history stage's weights, unchanged, under this file's
-quality, written by `surveil train --steps 0`); "history" lists the stages it continues, oldest first, as class, quality, steps,
-loss and, where recorded, the same settings (files trained before lineages were recorded name only the file they
-started from, which may have been replaced since; `scripts/train_codecs.sh` describes every stage).
+quality, written by `surveil train --steps 0`); "history" lists the stages it continues, oldest first, as class,
+quality, steps, loss and, where recorded, the same settings (files trained before lineages were recorded name only the
+file they started from, which may have been replaced since; `scripts/train_codecs.sh` describes every stage).
 RD points: mean over the held-out test split named in the table (bits per canvas pixel, PSNR on object pixels,
 MS-SSIM of the decoded object pasted into the original canvas). "est. bpp" is the rate the model's likelihoods
 promise on the same crops (what training minimised) and "coded bpp" what the entropy coder really wrote, after
