@@ -215,6 +215,11 @@ def _stage_of(meta: dict) -> dict:
     }
 
 
+def _lineage_through(meta: dict) -> list[dict]:
+    """The stages a codec with this meta continues, oldest first, ending with its own."""
+    return [*meta.get("lineage", []), _stage_of(meta)]
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether bfloat16 autocast runs natively on ``device`` (on a CPU: oneDNN's bf16 kernels, AVX-512 BF16 or AMX)."""
     if device.type == "cuda":
@@ -225,32 +230,23 @@ def native_bf16(device: torch.device) -> bool:
 def train(s: TrainSettings) -> Path:
     if s.precision not in PRECISIONS:
         raise SurveilError(f"unknown precision {s.precision!r} (known: {', '.join(PRECISIONS)})")
+    if s.steps == 0:
+        return _rename(s)
     torch.manual_seed(s.seed)
     device = torch.device(s.device)
     lineage: list[dict] = []  # the trainings this one continues, oldest first
     if s.init is not None:
         init = load_codec(s.init)
         model = init.model
-        lineage = [*init.meta.get("lineage", []), _stage_of(init.meta)]
-        if s.steps == 0 and init.meta["lambda"] != s.lmbda:  # the file would claim a trade-off it never met
-            raise SurveilError(
-                f"0 steps write {s.init}'s weights unchanged, so they keep its lambda {init.meta['lambda']}, "
-                f"not {s.lmbda}"
-            )
-        if s.steps == 0 and init.model.arch != TIERS[s.tier]:
-            raise SurveilError(f"0 steps write {s.init}'s weights unchanged: they stay a {init.model.arch.name} codec")
+        lineage = _lineage_through(init.meta)
         logger.info("starting from %s", s.init)
         if s.tier == "high" and init.model.arch == TIERS["fast"]:
             model = MixtureCodecModel.from_fast(init.model)  # the fast codec plus a neutral context and mixture
             logger.info("high tier built on the fast codec %s", s.init)
         elif init.model.arch != TIERS[s.tier]:
             raise SurveilError(f"{s.init} is a {init.model.arch.name} codec, not of the {s.tier} tier")
-    elif s.steps == 0:
-        raise SurveilError("0 steps only write --init weights under another class or quality: give --init")
     else:
         model = build_model(TIERS[s.tier])
-    if s.steps == 0:  # a rename: no data, no optimiser
-        return _export(model, s, lineage, 0, 0.0)
     model.to(device).train()
     mixed = s.precision == "bf16"
     if mixed and not native_bf16(device):
@@ -335,6 +331,21 @@ def train(s: TrainSettings) -> Path:
             save_checkpoint()
     bar.close()
     return _export(model, s, lineage, step, time.monotonic() - started)
+
+
+def _rename(s: TrainSettings) -> Path:
+    """0 steps: ``s.init``'s weights unchanged under ``s.out``'s class and quality (no data, no optimiser), which only
+    its own lambda and tier can truthfully describe."""
+    if s.init is None:
+        raise SurveilError("0 steps only write --init weights under another class or quality: give --init")
+    init = load_codec(s.init)
+    if init.meta["lambda"] != s.lmbda:  # the file would claim a trade-off it never met
+        raise SurveilError(
+            f"0 steps write {s.init}'s weights unchanged, so they keep its lambda {init.meta['lambda']}, not {s.lmbda}"
+        )
+    if init.model.arch != TIERS[s.tier]:
+        raise SurveilError(f"0 steps write {s.init}'s weights unchanged: they stay a {init.model.arch.name} codec")
+    return _export(init.model, s, _lineage_through(init.meta), 0, 0.0)
 
 
 def _export(model: nn.Module, s: TrainSettings, lineage: list[dict], steps: int, seconds: float) -> Path:
