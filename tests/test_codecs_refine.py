@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import assert_within_a_rounding_step, golden_of, reference_decode, reference_encode
 
-from surveil.codecs.library import QUALITY_LAMBDAS, decode_canvas, encode_canvases, to_tensor
+from surveil.codecs.library import decode_canvas, encode_canvases, to_tensor
 from surveil.codecs.model import load_codec
 from surveil.codecs.refine import object_weights, refine_latents
 from surveil.errors import SurveilError
@@ -57,7 +57,7 @@ def _coded_cost(codec, canvas: np.ndarray, mask: np.ndarray, strings: list[bytes
     decoded = decode_canvas(codec, strings, shape)
     mse = float(np.mean((decoded[mask].astype(np.float64) - canvas[mask]) ** 2)) / 255**2
     bpp = 8 * sum(len(s) for s in strings) / mask.size
-    return QUALITY_LAMBDAS[codec.codec_id.quality] * 255**2 * mse + bpp, bpp
+    return codec.meta["lambda"] * 255**2 * mse + bpp, bpp  # the lambda refinement optimises: the codec's own
 
 
 def test_refined_stream_costs_less_and_decodes_as_usual(person_q2, crop_and_mask) -> None:
@@ -104,7 +104,7 @@ def test_refinement_leaves_the_model_alone(person_q2, crop_and_mask) -> None:
     canvas, mask = crop_and_mask
     before = {k: v.clone() for k, v in person_q2.model.state_dict().items()}
     x = to_tensor([canvas], "cpu")
-    refine_latents(person_q2.model, x, object_weights([mask]), QUALITY_LAMBDAS[2], 3)
+    refine_latents(person_q2.model, x, object_weights([mask]), person_q2.meta["lambda"], 3)
     after = person_q2.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.grad is None for p in person_q2.model.parameters())
