@@ -30,7 +30,7 @@ QUALITY_LAMBDAS = {0: 0.0009, 1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.013}
 # A (class, tier) whose points the shared ladder puts far from the other classes' fidelity climbs its own, so that a
 # quality means about the same fidelity for every class and the points cover the low rates a link needs. The person
 # loss judges the object's pixels only (its rate is the whole canvas's), which on the shared ladder put person high
-# at 32.4 to 37.0 dB on Town Centre's crops where generic high spans 28.1 to 33.1 dB there: two halvings down.
+# well above generic high's fidelity on the same crops: two halvings down (docs/training.md, stage 40, has the figures).
 CLASS_QUALITY_LAMBDAS: dict[tuple[str, str], dict[int, float]] = {
     ("person", "high"): {0: 0.000225, 1: 0.00045, 2: 0.0009, 3: 0.0018, 4: 0.0035},
 }
