@@ -55,7 +55,9 @@
 #      CLASS_QUALITY_LAMBDAS): q0 and q1 fine-tuned 2000 steps from the stage-23 q0 file at two and one halvings below
 #      its lambda, q2 continued 2000 steps from it at its own (the high-tier recipe, patch seed 13); q3 and q4 are the
 #      stage-23 q1 and q2 files under their new qualities (0 steps: the same weights and lambdas), their 2000-step
-#      continuations having judged no better.
+#      continuations having judged no better;
+#  41 and 42. person high q0 to q2 each continued 2000 steps from its last file, one round a stage (patch seeds 14
+#      and 15).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -268,15 +270,24 @@ HIGH_ROUNDS=(  # stage class patch_seed batch qualities..., in order; one stage'
   "38 generic 12 8 0 1 2 3 4"
   "39 generic 13 8 0 1 2 3 4"
 )
-for spec in "${HIGH_ROUNDS[@]}"; do
-  read -r stage class _ _ qualities <<<"$spec"
-  for q in $qualities; do
-    FINAL[${class}_high_q$q]=$stage
+LADDER_ROUNDS=(  # after stage 40, the same recipe on the person high ladder: stage class patch_seed batch qualities...
+  "41 person 14 8 0 1 2"
+  "42 person 15 8 0 1 2"
+)
+final_high() {  # round specs: each point's last round writes its committed file
+  local spec stage class qualities q
+  for spec in "$@"; do
+    read -r stage class _ _ qualities <<<"$spec"
+    for q in $qualities; do
+      FINAL[${class}_high_q$q]=$stage
+    done
   done
-done
+}
+final_high "${HIGH_ROUNDS[@]}"
 for q in 0 1 2 3 4; do
   FINAL[person_high_q$q]=40  # the person ladder's stage below; its stage-23 files stay in runs/
 done
+final_high "${LADDER_ROUNDS[@]}"
 high_round() {  # stage class patch_seed batch qualities...; two runs at a time, counting across one stage
   local stage=$1 class=$2 seed=$3 batch=$4 q init loss=()
   shift 4
@@ -294,19 +305,22 @@ high_round() {  # stage class patch_seed batch qualities...; two runs at a time,
     ((++running % 2)) || wait
   done
 }
-running=0
-previous_stage=
-for spec in "${HIGH_ROUNDS[@]}"; do
-  read -r stage _ <<<"$spec"
-  if [[ $stage != "$previous_stage" ]]; then
-    wait
-    running=0
-    previous_stage=$stage
-  fi
-  # shellcheck disable=SC2086  # the spec's words are high_round's arguments
-  high_round $spec
-done
-wait
+high_rounds() {  # round specs, in order; a stage's runs share the 2 cores, the next stage waits for them
+  local spec stage previous_stage=
+  running=0
+  for spec in "$@"; do
+    read -r stage _ <<<"$spec"
+    if [[ $stage != "$previous_stage" ]]; then
+      wait
+      running=0
+      previous_stage=$stage
+    fi
+    # shellcheck disable=SC2086  # the spec's words are high_round's arguments
+    high_round $spec
+  done
+  wait
+}
+high_rounds "${HIGH_ROUNDS[@]}"
 # 40. the person high ladder: q0 to q2 from the stage-23 q0 file (two runs at a time), q3 and q4 renamed
 running=0
 for q in 0 1 2; do
@@ -319,3 +333,8 @@ for q in 3 4; do
   train person "$q" 0 "$(file_of person_high "$q" 40)" --tier high --run-dir "runs/person_high_q${q}_s40" \
     --init "$(file_of person_high $((q - 2)) 23)"
 done
+for q in 0 1 2 3 4; do
+  LAST[person_high_q$q]=40
+done
+# 41 onwards: rounds on the person high ladder, each continuing that point's last file
+high_rounds "${LADDER_ROUNDS[@]}"

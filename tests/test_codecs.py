@@ -88,12 +88,12 @@ GOLDEN = {
         "decoded_md5": "9e1690e7277d631c69daf77ecce05ce1",
     },
     "person_high_q1.pt": {
-        "bitstream_md5": "eb7b54e8a0814fe0953f4296490cd7e7",
-        "decoded_md5": "963c57726b68a8836b70150f646688bc",
+        "bitstream_md5": "fa57eb5c2d97ebe312edbbc69d9512b9",
+        "decoded_md5": "80a0ce82900c16d6bd3471b557b359bd",
     },
     "person_high_q2.pt": {
-        "bitstream_md5": "292699b12cd77fb521316a2edad74433",
-        "decoded_md5": "8a236aa54e20c7a0ae565d46a3404ba9",
+        "bitstream_md5": "aea213fce81f11df411a2905c3d54d3c",
+        "decoded_md5": "24d4cfa0c4f1d7258745b8a5cdc45fe5",
     },
     "generic_high_q1.pt": {
         "bitstream_md5": "e8cffce0fd4dac872bf00bbc5e689183",
