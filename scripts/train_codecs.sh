@@ -57,7 +57,9 @@
 #      stage-23 q1 and q2 files under their new qualities (0 steps: the same weights and lambdas), their 2000-step
 #      continuations having judged no better;
 #  41 and 42. person high q0 to q2 each continued 2000 steps from its last file, one round a stage (patch seeds 14
-#      and 15).
+#      and 15);
+#  43. person high q3 and q4 continued 2000 steps from their stage-40 files in batches of 16 instead of 8 (patch
+#      seed 16; their batch-8 continuations at stage 40 had gained nothing).
 # Stages whose files no committed file descends from any more were dropped from this script when their files were
 # replaced; git log has them. Intermediate files go to runs/, committed ones to weights/.
 # One CPU thread per run: on a shared 2-core machine two threads spin-wait on each other. Each run resumes from its
@@ -273,6 +275,7 @@ HIGH_ROUNDS=(  # stage class patch_seed batch qualities..., in order; one stage'
 LADDER_ROUNDS=(  # after stage 40, the same recipe on the person high ladder: stage class patch_seed batch qualities...
   "41 person 14 8 0 1 2"
   "42 person 15 8 0 1 2"
+  "43 person 16 16 3 4"
 )
 final_high() {  # round specs: each point's last round writes its committed file
   local spec stage class qualities q
